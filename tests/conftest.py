@@ -1,0 +1,7 @@
+"""Session-wide fixtures live in tests/fixtures/ (one module per real component) and load here."""
+
+pytest_plugins = [
+    "tests.fixtures.clips",
+    "tests.fixtures.s3",
+    "tests.fixtures.broker",
+]
