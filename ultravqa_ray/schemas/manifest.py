@@ -87,7 +87,7 @@ def resolve_uri(uri: str, manifest_path: str | Path) -> str:
     """A record's uri as an absolute path or URI: relative paths are relative to the manifest."""
     if "://" in uri or Path(uri).is_absolute():
         return uri
-    return str((Path(manifest_path).resolve().parent / uri))
+    return str(Path(manifest_path).resolve().parent / uri)
 
 
 def _jsonl_rows(path: Path):
