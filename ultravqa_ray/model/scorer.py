@@ -1,0 +1,587 @@
+"""The scorer: a Hugging Face multimodal LLM read out as K-level score distributions (DESIGN.md §3).
+
+``ScorerModel(config)`` is cheap to build and to pickle (only the config travels); ``setup()`` loads
+tokenizer and weights (safetensors only, ``trust_remote_code`` off unless configured) on the
+configured device and dtype, and looks up the K score tokens once.
+
+One pass for all dimensions. The prompt of (video v, dimension d) is ``prefix(v) + suffix(d)``
+(:mod:`ultravqa_ray.model.prompts`); the prefix (system turn and the video tokens) is the same for
+every dimension. ``score_frames`` therefore runs
+
+1. the prefixes of the V videos of a chunk, left-padded, through the model once, vision tower
+   included, keeping the KV cache; positions come from the family's own ``get_rope_index``;
+2. the cache repeated D times per video, and the D suffixes (left-padded among themselves, so a
+   suffix's padding sits between its prefix and its text, masked out) as one batch of V * D rows
+   continuing from it. Positions are explicit: the suffix is plain text after the prefix's last
+   (text) token, so its positions in all three mrope axes are that token's position + 1, + 2, ...
+   (in transformers 5 this is not "max prefix position + 1": the temporal axis of a long or
+   time-scaled Qwen2.5-VL video runs past it; the full-forward test checks this);
+3. each row's next-token logits at its last token, restricted to the score tokens and
+   softmaxed (:func:`ultravqa_ray.score_ops.score_log_probs`).
+
+The result equals the plain full forward of each (video, dimension) prompt and does not depend on
+batch size or padding beyond float noise (tests/model/test_scorer.py).
+
+With ``want_rationale`` the suffix stops after the assistant header; the model writes greedily from
+the same cache until it writes the answer prefix itself (its next-token logits are then the score)
+or ends its turn / reaches the token limit (the answer prefix is then appended and read).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import torch
+
+from connectors.wire.dimensions import DIMENSIONS, Dimension
+from connectors.wire.messages import DimensionScore, ModelRef
+from ultravqa_ray.model.collate import TrainingBatch, TrainingSample, collate_sequences, left_pad
+from ultravqa_ray.model.config import ModelConfig
+from ultravqa_ray.model.families import Family, VideoTokens, family_for
+from ultravqa_ray.model.hf_utils import quiet_progress_bars
+from ultravqa_ray.model.preprocess import (
+    Clip,
+    VideoPatches,
+    VisionSpec,
+    as_clip,
+    load_processor_config,
+    preprocess_video,
+)
+from ultravqa_ray.model.prompts import IGNORE_INDEX, PromptBuilder
+from ultravqa_ray.score_ops import argmax_label, expected_score, score_log_probs
+
+log = logging.getLogger(__name__)
+
+_DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+
+
+class VideoScores(Mapping[Dimension, DimensionScore]):
+    """The scores of one video: ``Dimension -> DimensionScore``, plus the rationales when asked for."""
+
+    def __init__(
+        self, scores: Mapping[Dimension, DimensionScore], rationale: Mapping[Dimension, str] | None = None
+    ):
+        self.scores = dict(scores)
+        self.rationale = dict(rationale) if rationale is not None else None
+
+    def __getitem__(self, dimension: Dimension | str) -> DimensionScore:
+        return self.scores[Dimension(dimension)]
+
+    def __iter__(self) -> Iterator[Dimension]:
+        return iter(self.scores)
+
+    def __len__(self) -> int:
+        return len(self.scores)
+
+    def __repr__(self) -> str:
+        body = ", ".join(f"{d.value}={s.score:.3f}" for d, s in self.scores.items())
+        return f"VideoScores({body}{', with rationale' if self.rationale else ''})"
+
+
+class TrainOutput(NamedTuple):
+    """A training forward. ``logits`` cover columns ``offset..T-1`` (every answer token and the one
+    before it), ``labels`` and ``rationale_mask`` are cut the same way, so
+    ``sft_loss(out.logits, out.labels)`` is the SFT loss of the batch."""
+
+    logits: torch.Tensor  # (B, T - offset, V)
+    labels: torch.Tensor  # (B, T - offset)
+    rationale_mask: torch.Tensor  # (B, T - offset) bool
+    score_logits: torch.Tensor  # (B, K) vocabulary logits of the K score tokens at score_index
+    offset: int
+
+
+@dataclass(frozen=True)
+class PreparedVideo:
+    """A clip turned into vision-tower input and prompt tokens."""
+
+    patches: VideoPatches
+    tokens: VideoTokens
+    second_per_grid_ts: float  # temporal_patch_size / sampled fps (used by Qwen2.5-VL positions)
+
+
+def resolve_device_dtype(device: str, dtype: str) -> tuple[torch.device, torch.dtype]:
+    """'auto' picks cuda + bfloat16 when a GPU is visible, else cpu + float32."""
+    if device == "auto":
+        dev = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    else:
+        dev = torch.device(device)
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(f"device {device!r} requested but no CUDA device is visible")
+    if dtype == "auto":
+        return dev, torch.bfloat16 if dev.type == "cuda" else torch.float32
+    return dev, _DTYPES[dtype]
+
+
+def weights_digest(folder: str | Path) -> str:
+    """``sha256:<hex>`` over the names and bytes of a folder's ``*.safetensors`` files."""
+    files = sorted(Path(folder).glob("*.safetensors"))
+    if not files:
+        raise FileNotFoundError(f"no *.safetensors files in {folder}")
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.name.encode() + b"\0")
+        with path.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 22), b""):
+                digest.update(block)
+    return f"sha256:{digest.hexdigest()[:32]}"
+
+
+class ScorerModel:
+    """A multimodal LLM scoring videos on the quality dimensions; see the module docstring."""
+
+    def __init__(self, config: ModelConfig) -> None:
+        self.config = config
+        self._model: Any = None
+        self._tokenizer: Any = None
+        self._family: Family | None = None
+        self._builder: PromptBuilder | None = None
+        self._spec: VisionSpec | None = None
+        self._score_ids: torch.Tensor | None = None
+        self._device = torch.device("cpu")
+        self._dtype = torch.float32
+        self._model_ref: ModelRef | None = None
+
+    # -- lifecycle ------------------------------------------------------------------------------
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"config": self.config, "model_ref": self._model_ref}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__init__(state["config"])
+        self._model_ref = state.get("model_ref")
+
+    @property
+    def is_setup(self) -> bool:
+        return self._model is not None
+
+    def setup(self) -> ScorerModel:
+        """Load tokenizer, weights and preprocessing parameters; check the score tokens. Idempotent."""
+        if self.is_setup:
+            return self
+        from transformers import AutoConfig, AutoModelForImageTextToText, AutoTokenizer
+
+        cfg = self.config
+        device, dtype = resolve_device_dtype(cfg.device, cfg.dtype)
+        common = {
+            "revision": cfg.revision,
+            "trust_remote_code": cfg.trust_remote_code,
+            "local_files_only": cfg.local_files_only,
+        }
+        hf_config = AutoConfig.from_pretrained(cfg.name_or_path, **common)
+        family_cls = family_for(hf_config.model_type)
+        tokenizer = AutoTokenizer.from_pretrained(cfg.name_or_path, **common)
+        family = family_cls(tokenizer)
+        builder = PromptBuilder(tokenizer, family, cfg.prompt, cfg.levels, cfg.k)  # checks score tokens
+        extra = {"attn_implementation": cfg.attn_implementation} if cfg.attn_implementation else {}
+        with quiet_progress_bars():
+            model = AutoModelForImageTextToText.from_pretrained(
+                cfg.name_or_path, config=hf_config, dtype=dtype, use_safetensors=True, **common, **extra
+            )
+        model.to(device).eval()
+        processor = load_processor_config(
+            cfg.name_or_path, revision=cfg.revision, local_files_only=cfg.local_files_only
+        )
+        spec = family_cls.default_spec.updated(processor).with_overrides(
+            min_pixels=cfg.min_pixels, max_pixels=cfg.max_pixels
+        )
+        if tokenizer.pad_token_id is None:
+            tokenizer.pad_token = tokenizer.eos_token
+        self._tokenizer, self._family, self._builder, self._spec = tokenizer, family, builder, spec
+        self._score_ids = torch.tensor(builder.score_ids, device=device)
+        self._device, self._dtype = device, dtype
+        self._model = model
+        if self._model_ref is None:
+            self._model_ref = self._compute_model_ref()
+        log.info(
+            "scorer %s (%s) on %s/%s, K=%d, %s pixels %d..%d, patch %d, merge %d",
+            cfg.name_or_path, family_cls.name, device, str(dtype).removeprefix("torch."), cfg.k,
+            spec.budget, spec.min_pixels, spec.max_pixels, spec.patch_size, spec.merge_size,
+        )  # fmt: skip
+        return self
+
+    def _require(self) -> None:
+        if not self.is_setup:
+            raise RuntimeError("ScorerModel.setup() has not been called")
+
+    # -- properties -----------------------------------------------------------------------------
+
+    @property
+    def model(self) -> Any:
+        self._require()
+        return self._model
+
+    @property
+    def tokenizer(self) -> Any:
+        self._require()
+        return self._tokenizer
+
+    @property
+    def prompts(self) -> PromptBuilder:
+        self._require()
+        assert self._builder is not None
+        return self._builder
+
+    @property
+    def family(self) -> Family:
+        self._require()
+        assert self._family is not None
+        return self._family
+
+    @property
+    def vision_spec(self) -> VisionSpec:
+        self._require()
+        assert self._spec is not None
+        return self._spec
+
+    @property
+    def score_token_ids(self) -> torch.Tensor:
+        self._require()
+        assert self._score_ids is not None
+        return self._score_ids
+
+    @property
+    def device(self) -> torch.device:
+        return self._device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self._dtype
+
+    @property
+    def k(self) -> int:
+        return self.config.k
+
+    @property
+    def model_ref(self) -> ModelRef:
+        """Name and revision: a content hash of the safetensors for folders, the commit for hub models."""
+        if self._model_ref is None:
+            self._model_ref = self._compute_model_ref()
+        return self._model_ref
+
+    def _compute_model_ref(self) -> ModelRef:
+        name = self.config.name_or_path
+        if Path(name).is_dir():
+            return ModelRef(name=name, revision=weights_digest(name))
+        commit = getattr(getattr(self._model, "config", None), "_commit_hash", None)
+        return ModelRef(name=name, revision=commit or self.config.revision or "unknown")
+
+    # -- inputs ---------------------------------------------------------------------------------
+
+    def prepare_video(self, video: Any) -> PreparedVideo:
+        """Preprocess a clip (frames, :class:`Clip` or decoded video) and lay out its prompt tokens."""
+        self._require()
+        clip: Clip = as_clip(video)
+        patches = preprocess_video(clip.frames, self.vision_spec)
+        times = clip.frame_times(self.config.default_fps)
+        return PreparedVideo(
+            patches=patches,
+            tokens=self.family.video_tokens(patches, self.vision_spec, times),
+            second_per_grid_ts=self.vision_spec.temporal_patch_size
+            / clip.sampled_fps(self.config.default_fps),
+        )
+
+    def _vision_inputs(self, prepared: Sequence[PreparedVideo]) -> dict[str, torch.Tensor]:
+        return {
+            "pixel_values_videos": torch.cat([p.patches.pixel_values for p in prepared]).to(
+                self._device, self._dtype
+            ),
+            "video_grid_thw": torch.tensor([list(p.patches.grid_thw) for p in prepared], device=self._device),
+        }
+
+    def _second_per_grid_ts(self, prepared: Sequence[PreparedVideo]) -> torch.Tensor:
+        return torch.tensor([p.second_per_grid_ts for p in prepared], device=self._device)
+
+    def _positions(self, input_ids, types, attention_mask, grids, spg) -> torch.Tensor:
+        return self.family.rope_index(self._model, input_ids, types, grids, attention_mask, spg)
+
+    # -- one-pass scoring -----------------------------------------------------------------------
+
+    def score_frames(
+        self,
+        videos: Sequence[Any],
+        dimensions: Sequence[Dimension] = DIMENSIONS,
+        want_rationale: bool = False,
+    ) -> list[VideoScores]:
+        """Score each video on each dimension: probs, expected score and argmax label (§3).
+
+        ``videos``: frames ``(N, H, W, 3)`` uint8 RGB, :class:`Clip` objects or decoded videos.
+        Videos go through the model ``config.max_videos_per_forward`` at a time, each chunk in one
+        prefix pass and one batched suffix pass for all dimensions.
+        """
+        self._require()
+        dims = tuple(Dimension(d) for d in dimensions)
+        if not dims:
+            raise ValueError("at least one dimension is needed")
+        out: list[VideoScores] = []
+        step = self.config.max_videos_per_forward
+        for start in range(0, len(videos), step):
+            chunk = [self.prepare_video(v) for v in videos[start : start + step]]
+            with torch.inference_mode():
+                if want_rationale:
+                    log_probs, written = self._rationale_pass(chunk, dims)
+                    texts = [[self._decode(ids) for ids in per_video] for per_video in written]
+                else:
+                    log_probs, texts = self._score_pass(chunk, dims), None
+            out += self._to_scores(log_probs, dims, texts)
+        return out
+
+    def score_log_probs(
+        self, videos: Sequence[Any], dimensions: Sequence[Dimension] = DIMENSIONS
+    ) -> torch.Tensor:
+        """``(V, D, K)`` log pi(s | video, dimension) by the one-pass path (no grad), float32 on CPU."""
+        self._require()
+        dims = tuple(Dimension(d) for d in dimensions)
+        parts = []
+        step = self.config.max_videos_per_forward
+        for start in range(0, len(videos), step):
+            chunk = [self.prepare_video(v) for v in videos[start : start + step]]
+            with torch.inference_mode():
+                parts.append(self._score_pass(chunk, dims).cpu())
+        return torch.cat(parts)
+
+    def _to_scores(self, log_probs: torch.Tensor, dims, texts) -> list[VideoScores]:
+        probs = log_probs.exp().double()
+        probs = probs / probs.sum(-1, keepdim=True)
+        scores, labels = expected_score(probs).tolist(), argmax_label(probs).tolist()
+        result = []
+        for v in range(probs.shape[0]):
+            per_dim = {
+                d: DimensionScore(score=scores[v][j], label=labels[v][j], probs=probs[v, j].tolist())
+                for j, d in enumerate(dims)
+            }
+            result.append(
+                VideoScores(per_dim, None if texts is None else dict(zip(dims, texts[v], strict=True)))
+            )
+        return result
+
+    def _prefix_pass(self, chunk: Sequence[PreparedVideo]):
+        """Run the shared prefixes once; return the cache, prefix mask and last prefix positions."""
+        rows = [self.prompts.prefix(p.tokens) for p in chunk]
+        pad = self._tokenizer.pad_token_id
+        ids, mask = left_pad([r[0] for r in rows], pad)
+        types, _ = left_pad([r[1] for r in rows], 0, dtype=torch.int)
+        ids, mask, types = ids.to(self._device), mask.to(self._device), types.to(self._device)
+        vision = self._vision_inputs(chunk)
+        spg = self._second_per_grid_ts(chunk)
+        positions = self._positions(ids, types, mask, vision["video_grid_thw"], spg)
+        out = self._model(
+            input_ids=ids,
+            attention_mask=mask,
+            position_ids=positions,
+            mm_token_type_ids=types,
+            use_cache=True,
+            logits_to_keep=1,
+            **vision,
+        )
+        return out.cache, mask, positions[:, :, -1]
+
+    def _continue(self, cache, mask, last_pos, ids, new_mask):
+        """Feed ``ids (R, S)`` after the cached tokens; positions continue each row's last one."""
+        steps = new_mask.cumsum(-1)
+        positions = last_pos[:, :, None] + steps[None]
+        mask = torch.cat([mask, new_mask], dim=1)
+        out = self._model(
+            input_ids=ids, attention_mask=mask, position_ids=positions, cache=cache, use_cache=True,
+            logits_to_keep=1,
+        )  # fmt: skip
+        return out.logits[:, -1], mask, positions[:, :, -1]
+
+    def _expanded_prefix(self, chunk, n_dims: int):
+        cache, mask, last_pos = self._prefix_pass(chunk)
+        cache.batch_repeat_interleave(n_dims)
+        return cache, mask.repeat_interleave(n_dims, dim=0), last_pos.repeat_interleave(n_dims, dim=1)
+
+    def _suffix_batch(self, dims, n_videos: int, *, with_answer_prefix: bool):
+        ids, mask = left_pad(
+            [self.prompts.suffix(d, with_answer_prefix=with_answer_prefix) for d in dims],
+            self._tokenizer.pad_token_id,
+        )
+        return ids.repeat(n_videos, 1).to(self._device), mask.repeat(n_videos, 1).to(self._device)
+
+    def _score_pass(self, chunk: Sequence[PreparedVideo], dims) -> torch.Tensor:
+        cache, mask, last_pos = self._expanded_prefix(chunk, len(dims))
+        ids, new_mask = self._suffix_batch(dims, len(chunk), with_answer_prefix=True)
+        logits, _, _ = self._continue(cache, mask, last_pos, ids, new_mask)
+        return score_log_probs(logits, self.score_token_ids).view(len(chunk), len(dims), -1)
+
+    def _rationale_pass(self, chunk: Sequence[PreparedVideo], dims):
+        """Greedy rationale per (video, dimension) from the shared cache, then the score read-out."""
+        cache, mask, last_pos = self._expanded_prefix(chunk, len(dims))
+        ids, new_mask = self._suffix_batch(dims, len(chunk), with_answer_prefix=False)
+        logits, mask, last_pos = self._continue(cache, mask, last_pos, ids, new_mask)
+        rows = logits.shape[0]
+        tail = self.prompts.rationale_tail_ids
+        # The model may not write vision placeholders; any other special token ends its turn.
+        banned = torch.tensor(sorted(set(self.family.ids.values())), device=logits.device)
+        stop = {self.prompts.end_id, self._tokenizer.eos_token_id, self._tokenizer.pad_token_id}
+        stop |= {i for i, t in self._tokenizer.added_tokens_decoder.items() if t.special}
+        stop -= set(banned.tolist()) | {None}
+        generated: list[list[int]] = [[] for _ in range(rows)]
+        forced: list[list[int] | None] = [None] * rows  # tail still to feed once generation stopped
+        score_logits = torch.empty((rows, logits.shape[-1]), device=logits.device, dtype=logits.dtype)
+        done = [False] * rows
+        pad = self._tokenizer.pad_token_id
+        while not all(done):
+            feed = [pad] * rows
+            finishing = [False] * rows
+            for r in range(rows):
+                if done[r]:
+                    continue
+                if forced[r] is None:
+                    token = int(logits[r].index_fill(0, banned, float("-inf")).argmax())
+                    if token in stop or len(generated[r]) >= self.config.rationale_max_new_tokens:
+                        forced[r] = list(tail if generated[r] else self.prompts.answer_prefix_ids)
+                    else:
+                        generated[r].append(token)
+                        feed[r] = token
+                        finishing[r] = len(generated[r]) >= len(tail) and generated[r][-len(tail) :] == tail
+                if forced[r] is not None:
+                    feed[r] = forced[r].pop(0)
+                    finishing[r] = not forced[r]
+            step_mask = torch.tensor([[0 if done[r] else 1] for r in range(rows)], device=self._device)
+            step_ids = torch.tensor([[t] for t in feed], device=self._device)
+            logits, mask, last_pos = self._continue(cache, mask, last_pos, step_ids, step_mask)
+            for r in range(rows):
+                if finishing[r]:
+                    score_logits[r] = logits[r]
+                    done[r] = True
+        log_probs = score_log_probs(score_logits, self.score_token_ids).view(len(chunk), len(dims), -1)
+        written = [generated[r][: -len(tail)] if forced[r] is None else generated[r] for r in range(rows)]
+        return log_probs, [written[v * len(dims) : (v + 1) * len(dims)] for v in range(len(chunk))]
+
+    def rationale_log_probs(
+        self, videos: Sequence[Any], dimensions: Sequence[Dimension] = DIMENSIONS
+    ) -> tuple[torch.Tensor, list[list[list[int]]]]:
+        """``(V, D, K)`` log-probs read after a greedy rationale, and the rationale token ids."""
+        self._require()
+        dims = tuple(Dimension(d) for d in dimensions)
+        parts, ids = [], []
+        step = self.config.max_videos_per_forward
+        for start in range(0, len(videos), step):
+            chunk = [self.prepare_video(v) for v in videos[start : start + step]]
+            with torch.inference_mode():
+                log_probs, written = self._rationale_pass(chunk, dims)
+            parts.append(log_probs.cpu())
+            ids += written
+        return torch.cat(parts), ids
+
+    def _decode(self, ids: Sequence[int]) -> str:
+        return self._tokenizer.decode(list(ids), skip_special_tokens=True).strip()
+
+    # -- the plain reference path ---------------------------------------------------------------
+
+    def full_forward_log_probs(
+        self, videos: Sequence[Any], dimensions: Sequence[Dimension] = DIMENSIONS, *, rationale_ids=None
+    ) -> torch.Tensor:
+        """``(V, D, K)`` by one plain forward per (video, dimension): full prompt, no cache, positions
+        computed by the model itself. The reference the one-pass path is tested against.
+
+        ``rationale_ids[v][d]``, when given, are answer tokens written before the rationale tail
+        (the rationale variant); the score is then read after ``rationale + separator + prefix``.
+        """
+        self._require()
+        dims = tuple(Dimension(d) for d in dimensions)
+        out = torch.empty((len(videos), len(dims), self.k))
+        for v, video in enumerate(videos):
+            prepared = self.prepare_video(video)
+            prefix_ids, prefix_types = self.prompts.prefix(prepared.tokens)
+            for j, d in enumerate(dims):
+                if rationale_ids is None:
+                    suffix = self.prompts.suffix(d)
+                else:
+                    suffix = self.prompts.suffix(d, with_answer_prefix=False) + list(rationale_ids[v][j])
+                    suffix += (
+                        self.prompts.rationale_tail_ids
+                        if rationale_ids[v][j]
+                        else self.prompts.answer_prefix_ids
+                    )
+                ids = torch.tensor([prefix_ids + suffix], device=self._device)
+                types = torch.tensor([prefix_types + [0] * len(suffix)], device=self._device)
+                with torch.inference_mode():
+                    result = self._model(
+                        input_ids=ids,
+                        attention_mask=torch.ones_like(ids),
+                        mm_token_type_ids=types,
+                        logits_to_keep=1,
+                        **self._vision_inputs([prepared]),
+                        **self.family.forward_kwargs(self._second_per_grid_ts([prepared])),
+                    )
+                out[v, j] = score_log_probs(result.logits[0, -1], self.score_token_ids).cpu()
+        return out
+
+    # -- training -------------------------------------------------------------------------------
+
+    def build_training_batch(self, samples: Sequence[TrainingSample]) -> TrainingBatch:
+        """Tokenize and pad (video, dimension, score[, rationale]) samples; positions included.
+
+        A sample with a rationale gets the ``"<rationale> Score: N"`` answer, one without gets
+        ``"Score: N"``. A video object shared by several samples is preprocessed once.
+        """
+        self._require()
+        if not samples:
+            raise ValueError("no samples")
+        cache: dict[int, PreparedVideo] = {}
+        prepared, sequences = [], []
+        for s in samples:
+            key = id(s.video)
+            if key not in cache:
+                cache[key] = self.prepare_video(s.video)
+            p = cache[key]
+            prepared.append(p)
+            sequences.append(
+                self.prompts.training_sequence(p.tokens, Dimension(s.dimension), s.score, s.rationale)
+            )
+        batch = collate_sequences(
+            sequences,
+            levels=[s.score for s in samples],
+            pad_id=self._tokenizer.pad_token_id,
+            pixel_values=[p.patches.pixel_values for p in prepared],
+            grids=[p.patches.grid_thw for p in prepared],
+            dimensions=[Dimension(s.dimension) for s in samples],
+            second_per_grid_ts=[p.second_per_grid_ts for p in prepared],
+        )
+        positions = self._positions(
+            batch.input_ids, batch.mm_token_type_ids, batch.attention_mask, batch.video_grid_thw,
+            batch.second_per_grid_ts,
+        )  # fmt: skip
+        return TrainingBatch(**{**batch.__dict__, "position_ids": positions})
+
+    def forward_train(self, batch: TrainingBatch) -> TrainOutput:
+        """One forward of a training batch (gradients flow when enabled and the model is in train mode)."""
+        self._require()
+        batch = batch.to(self._device, self._dtype)
+        answer = batch.labels != IGNORE_INDEX
+        if not bool(answer.any(-1).all()):
+            raise ValueError("every row of a training batch needs answer tokens")
+        first_answer = answer.int().argmax(-1)
+        offset = max(0, int(first_answer.min()) - 1)
+        width = batch.input_ids.shape[1]
+        out = self._model(
+            input_ids=batch.input_ids,
+            attention_mask=batch.attention_mask,
+            position_ids=batch.position_ids,
+            mm_token_type_ids=batch.mm_token_type_ids,
+            pixel_values_videos=batch.pixel_values_videos,
+            video_grid_thw=batch.video_grid_thw,
+            use_cache=False,
+            logits_to_keep=width - offset,
+        )
+        logits = out.logits
+        rows = torch.arange(logits.shape[0], device=logits.device)
+        at_score = logits[rows, batch.score_index - offset]
+        return TrainOutput(
+            logits=logits,
+            labels=batch.labels[:, offset:],
+            rationale_mask=batch.rationale_mask[:, offset:],
+            score_logits=at_score.index_select(-1, self.score_token_ids),
+            offset=offset,
+        )
+
+    def score_logits(self, batch: TrainingBatch) -> torch.Tensor:
+        """``(B, K)`` logits of the score tokens at each row's score position (with grad if enabled)."""
+        return self.forward_train(batch).score_logits

@@ -1,0 +1,286 @@
+"""Offline tiny models: a random-weight model of the real class with a locally trained tokenizer.
+
+No weights can be downloaded here, so tests, benchmarks and the demo build a small model of the
+real transformers class (Qwen2-VL, Qwen2.5-VL or Qwen3-VL: same code paths as a real checkpoint,
+just narrow and shallow) and save it so that ``from_pretrained(DIR)`` loads model and tokenizer::
+
+    build_tiny_model("qwen2_5_vl", "runs/tiny", k=5, hidden_size=64, num_layers=2, seed=0)
+
+The tokenizer is a byte-level BPE trained on the prompt vocabulary with the family's special tokens;
+its pre-tokenizer is Qwen's except that a run of digits stays together, so every score string
+``"1".."K"`` (also ``"10"``) is one token; the build checks this. A ChatML chat template is saved
+with it. Config special-token ids are those of the tokenizer; the mrope sections sum to head_dim/2.
+The preprocessor configs are written the way real checkpoints have them: ``preprocessor_config.json``
+only for Qwen2(.5)-VL, ``video_preprocessor_config.json`` for Qwen3-VL.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from connectors.wire.dimensions import DIMENSIONS
+from ultravqa_ray.model.config import PromptConfig
+from ultravqa_ray.model.families import FAMILIES, Family
+from ultravqa_ray.model.hf_utils import quiet_progress_bars
+
+SPECIAL_TOKENS = (
+    "<|endoftext|>",
+    "<|im_start|>",
+    "<|im_end|>",
+    "<|vision_start|>",
+    "<|vision_end|>",
+    "<|image_pad|>",
+    "<|video_pad|>",
+)
+
+# Qwen2's pre-tokenizer with ``\p{N}+`` for ``\p{N}``: "10" stays one piece.
+PRETOKENIZE_REGEX = (
+    r"""(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}+| ?[^\s\p{L}\p{N}]+[\r\n]*"""
+    r"""|\s*[\r\n]+|\s+(?!\S)|\s+"""
+)
+
+CHAT_TEMPLATE = (
+    "{%- for message in messages -%}"
+    "{{- '<|im_start|>' + message['role'] + '\\n' -}}"
+    "{%- if message['content'] is string -%}{{- message['content'] -}}"
+    "{%- else -%}{%- for part in message['content'] -%}"
+    "{%- if part['type'] == 'video' -%}{{- '<|vision_start|><|video_pad|><|vision_end|>' -}}"
+    "{%- elif part['type'] == 'image' -%}{{- '<|vision_start|><|image_pad|><|vision_end|>' -}}"
+    "{%- else -%}{{- part['text'] -}}{%- endif -%}"
+    "{%- endfor -%}{%- endif -%}"
+    "{{- '<|im_end|>\\n' -}}"
+    "{%- endfor -%}"
+    "{%- if add_generation_prompt -%}{{- '<|im_start|>assistant\\n' -}}{%- endif -%}"
+)
+
+_FILLER = (
+    "The video is sharp and well lit, with smooth motion and a clear subject. There is some blur, "
+    "noise and compression artifacts; the camera shakes and the frames stutter. The scene is static, "
+    "cluttered or empty, overexposed or underexposed, tilted, with rich and meaningful content. "
+    "Good composition, color, lighting and framing. Large motion, small motion, no motion."
+)
+
+
+def build_tiny_tokenizer(k: int = 5, *, vocab_size: int = 640, prompt: PromptConfig | None = None):
+    """A byte-level BPE tokenizer (``TokenizersBackend``) with the Qwen special tokens."""
+    from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    prompt = prompt or PromptConfig()
+    scores = [str(s) for s in range(1, k + 1)]
+    corpus = [prompt.system, prompt.answer_prefix, _FILLER, "system user assistant seconds"]
+    for d in DIMENSIONS:
+        for kk in sorted({5, 10, k}):
+            corpus.append(
+                prompt.question.format(label=d.label, description=d.description, name=d.value, k=kk)
+            )
+    corpus += [f"{prompt.answer_prefix}{s}" for s in scores] * 4
+    corpus += [" ".join(scores)] * 50 + [f"<{t / 2:.1f} seconds>" for t in range(64)]
+
+    tok = Tokenizer(models.BPE())
+    tok.normalizer = normalizers.NFC()
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [
+            pre_tokenizers.Split(Regex(PRETOKENIZE_REGEX), behavior="isolated"),
+            pre_tokenizers.ByteLevel(add_prefix_space=False, use_regex=False),
+        ]
+    )
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=list(SPECIAL_TOKENS),
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tok.train_from_iterator(corpus, trainer)
+    wrapped = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        unk_token=None,
+        model_max_length=32768,
+    )
+    wrapped.chat_template = CHAT_TEMPLATE
+    for s in scores:
+        pieces = wrapped.tokenize(s)
+        if len(pieces) != 1:  # never expected: the corpus repeats every score string
+            raise RuntimeError(f"tiny tokenizer splits score {s!r} into {pieces}")
+    return wrapped
+
+
+def mrope_sections(head_dim: int, family: str) -> list[int]:
+    """Temporal/height/width split of the rotary half-dimension, in the family's proportions."""
+    half = head_dim // 2
+    if family == "qwen3_vl":  # [24, 20, 20] of 64, interleaved
+        hw = half * 5 // 16
+        return [half - 2 * hw, hw, hw]
+    t = half // 4  # [16, 24, 24] of 64
+    h = (half - t) // 2
+    return [t, h, half - t - h]
+
+
+def tiny_model_config(
+    arch: str,
+    tokenizer: Any,
+    *,
+    hidden_size: int = 64,
+    num_layers: int = 2,
+    num_heads: int = 4,
+    vision_hidden_size: int = 32,
+    vision_layers: int = 2,
+    init_std: float = 0.1,
+):
+    """The transformers config of a tiny model of ``arch`` whose token ids match ``tokenizer``."""
+    import transformers
+
+    family = FAMILIES[arch]
+    if hidden_size % num_heads or (hidden_size // num_heads) % 2:
+        raise ValueError(f"hidden_size {hidden_size} must split into {num_heads} heads of even size")
+    head_dim = hidden_size // num_heads
+    ids = {t: tokenizer.convert_tokens_to_ids(t) for t in SPECIAL_TOKENS}
+    rope = {
+        "rope_type": "default",
+        "rope_theta": 1_000_000.0,
+        "mrope_section": mrope_sections(head_dim, arch),
+    }
+    text: dict[str, Any] = {
+        "vocab_size": len(tokenizer),
+        "hidden_size": hidden_size,
+        "intermediate_size": 2 * hidden_size,
+        "num_hidden_layers": num_layers,
+        "num_attention_heads": num_heads,
+        "num_key_value_heads": max(1, num_heads // 2),
+        "max_position_embeddings": 8192,
+        "initializer_range": init_std,
+        "rope_parameters": rope,
+        "pad_token_id": ids["<|endoftext|>"],
+    }
+    vision: dict[str, Any] = {
+        "depth": vision_layers,
+        "num_heads": 2,
+        "patch_size": family.default_spec.patch_size,
+        "temporal_patch_size": family.default_spec.temporal_patch_size,
+        "spatial_merge_size": family.default_spec.merge_size,
+        "initializer_range": init_std,
+    }
+    if arch == "qwen2_vl":
+        text |= {"bos_token_id": ids["<|endoftext|>"], "eos_token_id": ids["<|im_end|>"]}
+        vision |= {"embed_dim": vision_hidden_size, "hidden_size": hidden_size, "mlp_ratio": 2}
+    elif arch == "qwen2_5_vl":
+        text |= {"bos_token_id": ids["<|endoftext|>"], "eos_token_id": ids["<|im_end|>"]}
+        vision |= {
+            "hidden_size": vision_hidden_size,
+            "intermediate_size": 2 * vision_hidden_size,
+            "out_hidden_size": hidden_size,
+            "window_size": 56,
+            "fullatt_block_indexes": [vision_layers - 1],
+            "tokens_per_second": 2,
+        }
+    elif arch == "qwen3_vl":
+        text |= {"head_dim": head_dim}
+        rope["mrope_interleaved"] = True
+        vision |= {
+            "hidden_size": vision_hidden_size,
+            "intermediate_size": 2 * vision_hidden_size,
+            "out_hidden_size": hidden_size,
+            "num_position_embeddings": 64,
+            "deepstack_visual_indexes": [0],
+        }
+    else:  # pragma: no cover - FAMILIES lookup above already refused it
+        raise ValueError(arch)
+    config_class = getattr(transformers, family.model_class).config_class
+    return config_class(
+        text_config=text,
+        vision_config=vision,
+        image_token_id=ids["<|image_pad|>"],
+        video_token_id=ids["<|video_pad|>"],
+        vision_start_token_id=ids["<|vision_start|>"],
+        vision_end_token_id=ids["<|vision_end|>"],
+        tie_word_embeddings=False,
+    )
+
+
+def tiny_processor_config(arch: str) -> tuple[str, dict[str, Any]]:
+    """File name and content of the tiny model's preprocessor config (small pixel budgets)."""
+    spec = FAMILIES[arch].default_spec
+    common = {
+        "patch_size": spec.patch_size,
+        "temporal_patch_size": spec.temporal_patch_size,
+        "merge_size": spec.merge_size,
+        "image_mean": list(spec.image_mean),
+        "image_std": list(spec.image_std),
+        "do_resize": True,
+        "do_rescale": True,
+        "rescale_factor": 1 / 255,
+        "do_normalize": True,
+        "resample": 3,
+    }
+    if arch == "qwen3_vl":  # pixel bounds over the whole clip, as Qwen3VLVideoProcessor
+        return "video_preprocessor_config.json", {
+            "video_processor_type": "Qwen3VLVideoProcessor",
+            "size": {"shortest_edge": 4 * 32 * 32, "longest_edge": 8 * 96 * 96},
+            **common,
+        }
+    return "preprocessor_config.json", {  # per-frame bounds, as Qwen2-VL / Qwen2.5-VL
+        "image_processor_type": "Qwen2VLImageProcessor",
+        "min_pixels": 56 * 56,
+        "max_pixels": 112 * 112,
+        **common,
+    }
+
+
+def build_tiny_model(
+    arch: str,
+    out_dir: str | Path,
+    *,
+    k: int = 5,
+    hidden_size: int = 64,
+    num_layers: int = 2,
+    num_heads: int = 4,
+    vision_hidden_size: int = 32,
+    vision_layers: int = 2,
+    vocab_size: int = 640,
+    init_std: float = 0.1,
+    seed: int = 0,
+) -> Path:
+    """Build, save and return the folder of a tiny random-weight model of ``arch``.
+
+    ``arch`` is one of :data:`~ultravqa_ray.model.families.FAMILIES` (qwen2_vl, qwen2_5_vl,
+    qwen3_vl). ``init_std`` is larger than a real model's 0.02 so that the score distributions of
+    different videos and dimensions differ visibly. Deterministic for a seed.
+    """
+    import torch
+    import transformers
+    from transformers import GenerationConfig
+
+    if arch not in FAMILIES:
+        raise ValueError(f"unknown arch {arch!r}; choose one of {', '.join(FAMILIES)}")
+    family: type[Family] = FAMILIES[arch]
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    tokenizer = build_tiny_tokenizer(k, vocab_size=vocab_size)
+    config = tiny_model_config(
+        arch,
+        tokenizer,
+        hidden_size=hidden_size,
+        num_layers=num_layers,
+        num_heads=num_heads,
+        vision_hidden_size=vision_hidden_size,
+        vision_layers=vision_layers,
+        init_std=init_std,
+    )
+    torch.manual_seed(seed)
+    model = getattr(transformers, family.model_class)(config).eval()
+    model.generation_config = GenerationConfig(
+        eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"),
+        pad_token_id=tokenizer.convert_tokens_to_ids("<|endoftext|>"),
+        do_sample=False,
+    )
+    with quiet_progress_bars():
+        model.save_pretrained(out)
+    tokenizer.save_pretrained(out)
+    name, content = tiny_processor_config(arch)
+    (out / name).write_text(json.dumps(content, indent=2) + "\n")
+    return out

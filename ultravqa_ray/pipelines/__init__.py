@@ -1,0 +1,1 @@
+"""Pipelines on top of the core: scoring files, and later the batch and streaming jobs."""
