@@ -1,0 +1,175 @@
+"""Training-step cost of the three objectives on the same batch: SFT, ASO, and the GRPO baseline.
+
+    python bench/bench_losses.py            # --repeats N
+
+For a tiny model (hidden 64, 2 layers) and a small one (hidden 256, 4 layers), CPU float32, one
+optimizer step on 2 videos x 5 dimensions = 10 (video, dimension) items:
+
+- SFT step: forward, token cross-entropy on the answer, backward, AdamW step.
+- ASO step: the same forward; KL(pi* || pi_theta) on the score-token logits against a stored
+  pi_ref (no reference model in the loop); backward; step.
+- GRPO step: sample G = 6 completions of up to 64 tokens per item from the policy, parse the
+  scores, group-normalised advantages, a reference forward (no grad) and a policy forward over
+  prompt + completion, clipped policy-gradient loss with the k3 KL penalty, backward, step.
+
+Targets: ASO step at most 1.15x the SFT step; GRPO well over 5x ASO per item.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from connectors.wire.dimensions import DIMENSIONS  # noqa: E402
+from ultravqa_ray.losses import aso_loss, group_advantages, grpo_loss, grpo_rewards, parse_score, sft_loss  # noqa: E402
+from ultravqa_ray.model import ModelConfig, ScorerModel  # noqa: E402
+from ultravqa_ray.model.collate import TrainingSample  # noqa: E402
+from ultravqa_ray.model.tiny import build_tiny_model  # noqa: E402
+
+G, MAX_NEW = 6, 64
+
+
+def clips(n: int, seed: int = 0) -> list[np.ndarray]:
+    rng = np.random.default_rng(seed)
+    return [rng.integers(0, 256, size=(8, 64, 64, 3), dtype=np.uint8) for _ in range(n)]
+
+
+def sft_step(scorer, batch, opt) -> None:
+    out = scorer.forward_train(batch)
+    sft_loss(out.logits, out.labels).backward()
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+
+
+def aso_step(scorer, batch, pi_ref, ratings, opt) -> None:
+    out = scorer.forward_train(batch)
+    aso_loss(out.score_logits, pi_ref, ratings, beta=0.1).loss.backward()
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+
+
+def grpo_step(scorer, videos, ratings, opt) -> int:
+    """One GRPO step; returns the number of completion tokens sampled."""
+    model, prompts, k = scorer.model, scorer.prompts, scorer.k
+    pad = scorer.tokenizer.pad_token_id
+    # A policy must never write vision placeholders: the forward would expect video features for them.
+    vision_ids = scorer.tokenizer.convert_tokens_to_ids(
+        ["<|video_pad|>", "<|image_pad|>", "<|vision_start|>", "<|vision_end|>"]
+    )
+    seqs, masks, rewards_in = [], [], []
+    for frames in videos:
+        prepared = scorer.prepare_video(frames)
+        prefix_ids, prefix_types = prompts.prefix(prepared.tokens)
+        vis = scorer._vision_inputs([prepared])
+        kw = scorer.family.forward_kwargs(scorer._second_per_grid_ts([prepared]))
+        for d in DIMENSIONS:
+            ids = prefix_ids + prompts.suffix(d, with_answer_prefix=False)
+            types = prefix_types + [0] * (len(ids) - len(prefix_types))
+            prompt = torch.tensor([ids] * G)
+            with torch.no_grad():
+                out = model.generate(
+                    input_ids=prompt,
+                    attention_mask=torch.ones_like(prompt),
+                    mm_token_type_ids=torch.tensor([types] * G),
+                    pixel_values_videos=vis["pixel_values_videos"].repeat(G, 1),
+                    video_grid_thw=vis["video_grid_thw"].repeat(G, 1),
+                    do_sample=True,
+                    temperature=1.0,
+                    max_new_tokens=MAX_NEW,
+                    pad_token_id=pad,
+                    suppress_tokens=vision_ids,
+                    **{key: val.repeat(G) for key, val in kw.items()},
+                )
+            completion = out[:, prompt.shape[1]:]
+            texts = scorer.tokenizer.batch_decode(completion, skip_special_tokens=True)
+            rewards_in += [parse_score(t, k) for t in texts]
+            seqs.append((out, types, vis, kw, prompt.shape[1]))
+            masks.append(completion != pad)
+    parsed_ratings = ratings.repeat_interleave(G, 0)
+    rewards = grpo_rewards(rewards_in, parsed_ratings, k)
+    advantages = group_advantages(rewards, G)
+    total_tokens = 0
+    for i, ((out, types, vis, kw, n_prompt), mask) in enumerate(zip(seqs, masks, strict=True)):
+        full_types = torch.tensor([types + [0] * (out.shape[1] - len(types))] * G)
+        args = dict(
+            input_ids=out,
+            attention_mask=torch.cat([torch.ones(G, n_prompt, dtype=torch.long), mask.long()], 1),
+            mm_token_type_ids=full_types,
+            pixel_values_videos=vis["pixel_values_videos"].repeat(G, 1),
+            video_grid_thw=vis["video_grid_thw"].repeat(G, 1),
+            **{key: val.repeat(G) for key, val in kw.items()},
+        )
+        target = out[:, n_prompt:]
+        with torch.no_grad():
+            ref_logits = model(**args).logits[:, n_prompt - 1 : -1]
+        logits = model(**args).logits[:, n_prompt - 1 : -1]
+        new = torch.log_softmax(logits.float(), -1).gather(-1, target.unsqueeze(-1)).squeeze(-1)
+        ref = torch.log_softmax(ref_logits.float(), -1).gather(-1, target.unsqueeze(-1)).squeeze(-1)
+        out_loss = grpo_loss(new, new.detach(), ref, advantages[i * G : (i + 1) * G], mask.float())
+        (out_loss.loss / len(seqs)).backward()
+        total_tokens += int(mask.sum())
+    opt.step()
+    opt.zero_grad(set_to_none=True)
+    return total_tokens
+
+
+def timed(fn, repeats: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    return statistics.median(times) * 1000
+
+
+def bench_model(folder: Path, repeats: int) -> tuple[float, float, float, float]:
+    """(SFT ms, ASO ms, GRPO ms, mean completion tokens) for one model folder."""
+    scorer = ScorerModel(ModelConfig(name_or_path=str(folder), device="cpu", dtype="float32")).setup()
+    scorer.model.train()
+    opt = torch.optim.AdamW(scorer.model.parameters(), lr=1e-5)
+    videos = clips(2)
+    rng = np.random.default_rng(1)
+    scores = rng.integers(1, 6, size=len(videos) * len(DIMENSIONS))
+    samples = [TrainingSample(video=v, dimension=d, score=int(scores[i * 5 + j]))
+               for i, v in enumerate(videos) for j, d in enumerate(DIMENSIONS)]  # fmt: skip
+    batch = scorer.build_training_batch(samples)
+    ratings = torch.tensor(rng.integers(1, 6, size=(len(samples), 3)))
+    pi_ref = torch.softmax(torch.randn(len(samples), scorer.k), -1)
+    sft = timed(lambda: sft_step(scorer, batch, opt), repeats)
+    aso = timed(lambda: aso_step(scorer, batch, pi_ref, ratings, opt), repeats)
+    tokens: list[int] = []
+    grpo = timed(lambda: tokens.append(grpo_step(scorer, videos, ratings, opt)), max(1, repeats // 3))
+    return sft, aso, grpo, statistics.mean(tokens) / (len(samples) * G)
+
+
+def run(repeats: int) -> None:
+    torch.manual_seed(0)
+    torch.set_num_threads(2)
+    print(f"CPU float32, torch threads 2, batch = 2 videos x 5 dimensions, median of {repeats} "
+          f"(GRPO: {max(1, repeats // 3)})")  # fmt: skip
+    print(f"{'model':<18}{'SFT ms':>10}{'ASO ms':>10}{'ASO/SFT':>9}{'GRPO ms':>11}{'GRPO/ASO':>10}{'tokens':>8}")
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, hidden, layers in (("tiny h64 L2", 64, 2), ("small h256 L4", 256, 4)):
+            folder = build_tiny_model("qwen2_5_vl", Path(tmp) / name.replace(" ", "_"),
+                                      hidden_size=hidden, num_layers=layers)  # fmt: skip
+            sft, aso, grpo, tokens = bench_model(folder, repeats)
+            print(f"{name:<18}{sft:>10.1f}{aso:>10.1f}{aso / sft:>8.2f}x{grpo:>11.1f}{grpo / aso:>9.1f}x{tokens:>8.1f}")
+    print("tokens = mean sampled completion tokens per GRPO completion (max 64); per-item cost ratios equal")
+    print("the step ratios because every step covers the same 10 (video, dimension) items.")
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--repeats", type=int, default=9)
+    run(parser.parse_args().repeats)
