@@ -35,3 +35,10 @@ class ProcessingError(Exception):
 
     def __reduce__(self):  # keep kind and message across Ray's pickling
         return (type(self), (self.kind, self.message))
+
+
+def describe_validation_error(exc) -> str:
+    """One line naming every invalid field of a pydantic ``ValidationError``: ``a.b: problem; ...``."""
+    return "; ".join(
+        f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}" for e in exc.errors(include_url=False)
+    )

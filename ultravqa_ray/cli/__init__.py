@@ -59,10 +59,9 @@ def one_line(exc: BaseException) -> str:
     """A one-line reason; pydantic errors become ``Model: field: problem; ...``."""
     from pydantic import ValidationError
 
+    from connectors.wire.errors import describe_validation_error
+
     if isinstance(exc, ValidationError):
-        problems = "; ".join(
-            f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}" for e in exc.errors(include_url=False)
-        )
-        return f"invalid {exc.title}: {problems}"
+        return f"invalid {exc.title}: {describe_validation_error(exc)}"
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__

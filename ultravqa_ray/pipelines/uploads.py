@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 from pydantic import ValidationError
 
-from connectors.wire.errors import ErrorKind, ProcessingError
+from connectors.wire.errors import ErrorKind, ProcessingError, describe_validation_error
 from connectors.wire.messages import DeadLetter, ScoreEvent, SourceRef, UploadEvent
 from ultravqa_ray.model import ScorerModel
 from ultravqa_ray.pipelines.events import score_event
@@ -60,10 +60,9 @@ def parse_upload(record: InputRecord) -> UploadEvent:
     try:
         return UploadEvent.from_bytes(record.value)
     except ValidationError as exc:
-        problems = "; ".join(
-            f"{'.'.join(map(str, e['loc'])) or 'value'}: {e['msg']}" for e in exc.errors(include_url=False)
-        )
-        raise ProcessingError(ErrorKind.INVALID_MESSAGE, f"not a valid upload event: {problems}") from None
+        raise ProcessingError(
+            ErrorKind.INVALID_MESSAGE, f"not a valid upload event: {describe_validation_error(exc)}"
+        ) from None
 
 
 def process_records(
