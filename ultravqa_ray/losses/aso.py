@@ -115,8 +115,6 @@ def aso_target(
     if mask is not None and mask.shape != ratings.shape:
         raise ValueError(f"mask {tuple(mask.shape)} must have the shape of ratings {tuple(ratings.shape)}")
     check_ratings(ratings, k, mask)
-    if mask is not None:  # padding values never enter the arithmetic (NaN * 0 would be NaN)
-        ratings = torch.where(mask.bool(), ratings, torch.ones_like(ratings))
     r = ordinal_reward(ratings, k, mask=mask, kind=reward, dtype=torch.float64)
     return analytic_target(check_reference(pi_ref), r, beta, eps=eps)
 
