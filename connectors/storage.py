@@ -6,6 +6,11 @@ Credentials come from the usual environment (``AWS_*`` variables, config files, 
 ``GOOGLE_APPLICATION_CREDENTIALS``), never from the URI. Failures are :class:`ProcessingError`:
 a missing object is ``not_found``, a refused one ``forbidden``, an unknown scheme
 ``invalid_message``.
+
+An :class:`~connectors.allow_list.AllowList` (``allow=``) is checked before any byte is read; a
+local input is then opened at the symlink-free path the check approved. :class:`StorageSettings`
+is the typed configuration services load (allow-list, S3 endpoint, base directory) and turn into
+the keyword arguments of :func:`open_input` / ``decode_uri`` with :meth:`StorageSettings.open_kwargs`.
 """
 
 from __future__ import annotations
@@ -13,12 +18,24 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
-from urllib.parse import unquote, urlsplit
+from typing import Any, BinaryIO
+from urllib.parse import urlsplit
 
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from connectors.allow_list import AllowList, resolve_local
+from connectors.uris import SUPPORTED_SCHEMES, local_path, require_supported
 from connectors.wire.errors import ErrorKind, ProcessingError
 
-SUPPORTED_SCHEMES = ("", "file", "s3", "gs")
+__all__ = [
+    "SUPPORTED_SCHEMES",
+    "AllowList",
+    "OpenedInput",
+    "StorageSettings",
+    "object_filesystem",
+    "open_input",
+]
+
 _LOOPBACK = ("127.0.0.1", "localhost", "::1")
 _DENIED_MARKERS = ("accessdenied", "access denied", "forbidden", "403", "permission denied")
 
@@ -43,20 +60,27 @@ class OpenedInput:
 
 
 def open_input(
-    uri: str, *, base_dir: Path | None = None, s3_endpoint_override: str | None = None
+    uri: str,
+    *,
+    base_dir: str | Path | None = None,
+    s3_endpoint_override: str | None = None,
+    allow: AllowList | None = None,
 ) -> OpenedInput:
-    """Open ``uri`` for reading; a relative path resolves against ``base_dir`` (else the cwd)."""
-    if not isinstance(uri, str) or not uri.strip():
-        raise ProcessingError(ErrorKind.INVALID_MESSAGE, f"input URI must be a non-empty string, got {uri!r}")
-    scheme = _scheme(uri)
-    if scheme not in SUPPORTED_SCHEMES:
-        raise ProcessingError(
-            ErrorKind.INVALID_MESSAGE,
-            f"unsupported URI scheme {scheme!r} in {uri!r}; use a local path, file://, s3:// or gs://",
-        )
+    """Open ``uri`` for reading; a relative path resolves against ``base_dir`` (else the cwd).
+
+    ``allow`` (None admits everything) is checked first: a URI outside it raises ``forbidden``.
+    """
+    scheme = require_supported(uri)
+    if allow is not None:
+        allow.check(uri, base_dir=base_dir)
     try:
         if scheme in ("", "file"):
-            return _open_local(uri, _local_path(uri, scheme, base_dir))
+            path = (
+                resolve_local(uri, scheme, base_dir)
+                if allow is not None
+                else local_path(uri, scheme, base_dir)
+            )
+            return _open_local(uri, path)
         return _open_object(uri, scheme, s3_endpoint_override)
     except ProcessingError:
         raise
@@ -75,27 +99,6 @@ def open_input(
         raise ProcessingError(ErrorKind.INVALID_MESSAGE, f"malformed URI {uri!r}: {exc}") from exc
 
 
-def _scheme(uri: str) -> str:
-    head, sep, _ = uri.partition("://")
-    if not sep or "/" in head or not head.replace("+", "").replace("-", "").replace(".", "").isalnum():
-        return ""
-    return head.lower()
-
-
-def _local_path(uri: str, scheme: str, base_dir: Path | None) -> Path:
-    if scheme == "file":
-        parts = urlsplit(uri)
-        if parts.netloc not in ("", "localhost"):
-            raise ProcessingError(
-                ErrorKind.INVALID_MESSAGE, f"file:// URI {uri!r} names a remote host {parts.netloc!r}"
-            )
-        return Path(unquote(parts.path))
-    path = Path(uri).expanduser()
-    if not path.is_absolute() and base_dir is not None:
-        path = Path(base_dir) / path
-    return path
-
-
 def _open_local(uri: str, path: Path) -> OpenedInput:
     file = open(path, "rb")  # noqa: SIM115 - handed to the caller, closed by OpenedInput
     try:
@@ -106,16 +109,20 @@ def _open_local(uri: str, path: Path) -> OpenedInput:
     return OpenedInput(uri=uri, file=file, size_bytes=size, local_path=path.resolve())
 
 
-def _open_object(uri: str, scheme: str, endpoint_override: str | None) -> OpenedInput:
+def object_filesystem(uri: str, *, s3_endpoint_override: str | None = None) -> tuple[Any, str]:
+    """``(pyarrow FileSystem, "bucket/key")`` for an ``s3://`` or ``gs://`` URI (credentials from env)."""
     from pyarrow import fs  # lazily: only object-store inputs need the AWS/GCS SDKs
 
-    if scheme == "s3" and endpoint_override:
-        endpoint, http_scheme = _split_endpoint(endpoint_override)
+    if uri.lower().startswith("s3://") and s3_endpoint_override:
+        endpoint, http_scheme = _split_endpoint(s3_endpoint_override)
         region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
         filesystem = fs.S3FileSystem(endpoint_override=endpoint, scheme=http_scheme, region=region)
-        path = uri[len("s3://") :]
-    else:
-        filesystem, path = fs.FileSystem.from_uri(uri)
+        return filesystem, uri[len("s3://") :]
+    return fs.FileSystem.from_uri(uri)
+
+
+def _open_object(uri: str, scheme: str, endpoint_override: str | None) -> OpenedInput:
+    filesystem, path = object_filesystem(uri, s3_endpoint_override=endpoint_override)
     bucket, _, key = path.partition("/")
     if not bucket or not key or key.endswith("/"):
         raise ProcessingError(ErrorKind.INVALID_MESSAGE, f"{uri!r} does not name an object (bucket/key)")
@@ -135,3 +142,35 @@ def _split_endpoint(endpoint: str) -> tuple[str, str]:
 
 def _reason(exc: BaseException) -> str:
     return getattr(exc, "strerror", None) or str(exc) or type(exc).__name__
+
+
+class StorageSettings(BaseModel):
+    """Where inputs may come from and how to reach them (one block of a service's config)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    allow: list[str] = Field(
+        default_factory=list,
+        description="Allowed s3://bucket/prefix/, gs://bucket/ and local roots; empty allows all (dev only).",
+    )
+    s3_endpoint_override: str | None = Field(
+        None, description="host:port or http(s)://host:port of an S3-compatible store (MinIO, moto)."
+    )
+    base_dir: str | None = Field(None, description="Directory that relative input paths resolve against.")
+
+    @field_validator("allow")
+    @classmethod
+    def _parseable(cls, value: list[str]) -> list[str]:
+        AllowList.parse(value)  # fail at load time, naming the bad entry
+        return value
+
+    def allow_list(self) -> AllowList:
+        return AllowList.parse(self.allow) if self.allow else AllowList.any()
+
+    def open_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for :func:`open_input`, ``decode_uri`` and ``decode_batch(storage_kwargs=)``."""
+        return {
+            "allow": self.allow_list(),
+            "s3_endpoint_override": self.s3_endpoint_override,
+            "base_dir": Path(self.base_dir) if self.base_dir else None,
+        }

@@ -1,7 +1,37 @@
-"""Kafka edges: client settings, the embedded development broker, topics."""
+"""Kafka edges: client settings, typed source and sink, serialisation, topics, the dev broker."""
 
 from connectors.kafka.broker import BrokerError, EmbeddedBroker
+from connectors.kafka.serde import (
+    dead_letter_for,
+    dead_letter_for_input,
+    decode_dead_letter,
+    decode_key,
+    decode_score,
+    decode_upload,
+    encode_key,
+)
 from connectors.kafka.settings import KafkaSettings
+from connectors.kafka.sink import Delivered, DeliveryError, KafkaSink, OutgoingRecord
+from connectors.kafka.source import ConsumedRecord, KafkaSource
 from connectors.kafka.topics import Topics, ensure_topics
 
-__all__ = ["BrokerError", "EmbeddedBroker", "KafkaSettings", "Topics", "ensure_topics"]
+__all__ = [
+    "BrokerError",
+    "ConsumedRecord",
+    "Delivered",
+    "DeliveryError",
+    "EmbeddedBroker",
+    "KafkaSettings",
+    "KafkaSink",
+    "KafkaSource",
+    "OutgoingRecord",
+    "Topics",
+    "dead_letter_for",
+    "dead_letter_for_input",
+    "decode_dead_letter",
+    "decode_key",
+    "decode_score",
+    "decode_upload",
+    "encode_key",
+    "ensure_topics",
+]

@@ -7,10 +7,17 @@ so with kafka-python's default 45 s the first record arrives after ~23 s; with 6
 arrives after ~3 s. Real Kafka clusters are fine with these values too; raise them for consumers
 that may stall longer than the session timeout between polls (kafka-python heartbeats from a
 background thread, so slow scoring alone does not trigger a rebalance).
+
+:meth:`KafkaSettings.from_env` reads every field from ``ULTRAVQA_KAFKA_<FIELD>`` (the variables the
+Kubernetes manifests set from Secrets and ConfigMaps), plus ``ULTRAVQA_KAFKA_SASL_PASSWORD_FILE``
+naming a mounted secret file.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
@@ -35,6 +42,34 @@ class KafkaSettings(BaseModel):
     session_timeout_ms: int = Field(6000, ge=1000, description="Group session timeout (fast joins).")
     heartbeat_interval_ms: int = Field(2000, ge=100, description="Group heartbeat interval.")
     request_timeout_ms: int = Field(30000, ge=1000, description="Per-request timeout.")
+
+    @classmethod
+    def from_env(
+        cls, prefix: str = "ULTRAVQA_KAFKA_", *, environ: Mapping[str, str] | None = None, **overrides: Any
+    ) -> KafkaSettings:
+        """Settings from ``<prefix><FIELD_NAME>`` variables; ``overrides`` win over the environment.
+
+        ``<prefix>SASL_PASSWORD_FILE`` names a file holding the password (a mounted Secret); giving
+        it together with ``<prefix>SASL_PASSWORD`` is an error, not a silent choice.
+        """
+        env = os.environ if environ is None else environ
+        values: dict[str, Any] = {}
+        for name in cls.model_fields:
+            value = env.get(prefix + name.upper())
+            if value is not None and value != "":
+                values[name] = value
+        password_file = env.get(prefix + "SASL_PASSWORD_FILE")
+        if password_file:
+            if "sasl_password" in values:
+                raise ValueError(f"set {prefix}SASL_PASSWORD or {prefix}SASL_PASSWORD_FILE, not both")
+            try:
+                values["sasl_password"] = Path(password_file).read_text(encoding="utf-8").rstrip("\r\n")
+            except OSError as exc:
+                raise ValueError(
+                    f"{prefix}SASL_PASSWORD_FILE={password_file!r}: cannot read ({exc})"
+                ) from exc
+        values.update(overrides)
+        return cls(**values)
 
     def _common(self) -> dict[str, Any]:
         kw: dict[str, Any] = {

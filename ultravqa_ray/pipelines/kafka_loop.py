@@ -14,7 +14,7 @@ import logging
 import threading
 from collections.abc import Callable, Sequence
 
-from connectors.kafka import KafkaSettings, Topics
+from connectors.kafka import KafkaSettings, KafkaSink, KafkaSource, OutgoingRecord, Topics
 from ultravqa_ray.pipelines.uploads import InputRecord, Output
 
 log = logging.getLogger(__name__)
@@ -33,34 +33,20 @@ def run_kafka_scorer(
     poll_timeout_ms: int = 200,
 ) -> int:
     """Consume ``topics.uploads`` until ``stop`` is set; returns the number of records handled."""
-    from kafka import KafkaConsumer, KafkaProducer
-
-    consumer = KafkaConsumer(topics.uploads, **settings.consumer_kwargs(group_id))
-    producer = KafkaProducer(**settings.producer_kwargs())
     handled = 0
-    try:
+    with KafkaSource(settings, [topics.uploads], group_id) as source, KafkaSink(settings) as sink:
         while not stop.is_set():
-            polled = consumer.poll(timeout_ms=poll_timeout_ms, max_records=max_batch)
-            records = [
-                InputRecord(r.key, r.value, r.topic, r.partition, r.offset)
-                for batch in polled.values()
-                for r in batch
-            ]
+            records = source.poll(poll_timeout_ms / 1000, max_batch)
             if not records:
                 continue
             outputs = process(records)
-            futures = [
-                producer.send(topics.scores if out.is_score else topics.dead_letters, key=out.key,
-                              value=out.message.to_bytes())
+            sink.send_all(
+                OutgoingRecord(
+                    topics.scores if out.is_score else topics.dead_letters, out.key, out.message.to_bytes()
+                )
                 for out in outputs
-            ]  # fmt: skip
-            producer.flush()
-            for future in futures:
-                future.get(timeout=settings.request_timeout_ms / 1000)  # raises if not acknowledged
-            consumer.commit()  # only now: every output of the batch is durable
+            )  # raises unless every output is acknowledged
+            source.commit(records)  # only now: every output of the batch is durable
             handled += len(records)
-    finally:
-        consumer.close(autocommit=False)
-        producer.close()
     log.info("kafka scorer stopped after %d records", handled)
     return handled

@@ -7,29 +7,20 @@ message. Records are scored in batches; a failure of one record never affects an
 
 from __future__ import annotations
 
-import base64
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
-from pydantic import ValidationError
-
-from connectors.wire.errors import ErrorKind, ProcessingError, describe_validation_error
-from connectors.wire.messages import DeadLetter, ScoreEvent, SourceRef, UploadEvent
+from connectors.kafka.serde import dead_letter_for, decode_upload
+from connectors.kafka.source import ConsumedRecord
+from connectors.wire.errors import ErrorKind, ProcessingError
+from connectors.wire.messages import DeadLetter, ScoreEvent, UploadEvent
 from ultravqa_ray.model import ScorerModel
 from ultravqa_ray.pipelines.events import score_event
 from ultravqa_ray.video import DecodeConfig, DecodedVideo, decode_uri
 
-
-@dataclass(frozen=True)
-class InputRecord:
-    """The transport-neutral view of one consumed record."""
-
-    key: bytes | None
-    value: bytes
-    topic: str
-    partition: int
-    offset: int
+InputRecord = ConsumedRecord  # the transport-neutral view of one consumed record
 
 
 @dataclass(frozen=True)
@@ -45,37 +36,32 @@ class Output:
 
 
 def dead_letter(record: InputRecord, kind: ErrorKind, message: str) -> Output:
-    letter = DeadLetter(
-        key_b64=base64.b64encode(record.key).decode() if record.key is not None else None,
-        value_b64=base64.b64encode(record.value).decode(),
-        error_kind=kind,
-        error=message,
-        source=SourceRef(topic=record.topic, partition=record.partition, offset=record.offset),
-    )
-    return Output(record.key, letter)
+    return Output(record.key, dead_letter_for(record, kind, message))
 
 
 def parse_upload(record: InputRecord) -> UploadEvent:
     """Validate the record value; raises ``ProcessingError(invalid_message)`` naming the problem."""
-    try:
-        return UploadEvent.from_bytes(record.value)
-    except ValidationError as exc:
-        raise ProcessingError(
-            ErrorKind.INVALID_MESSAGE, f"not a valid upload event: {describe_validation_error(exc)}"
-        ) from None
+    return decode_upload(record.value)
 
 
 def process_records(
-    records: Sequence[InputRecord], scorer: ScorerModel, decode_config: DecodeConfig
+    records: Sequence[InputRecord],
+    scorer: ScorerModel,
+    decode_config: DecodeConfig,
+    *,
+    storage_kwargs: Mapping[str, Any] | None = None,
 ) -> list[Output]:
-    """Score a batch of upload records; one output per record, in the same order."""
+    """Score a batch of upload records; one output per record, in the same order.
+
+    ``storage_kwargs`` go to :func:`connectors.storage.open_input` (allow-list, S3 endpoint).
+    """
     outputs: list[Output | None] = [None] * len(records)
     ready: list[tuple[int, UploadEvent, DecodedVideo, float, float]] = []
     for i, record in enumerate(records):
         received = time.perf_counter()
         try:
             event = parse_upload(record)
-            decoded = decode_uri(event.uri, decode_config)
+            decoded = decode_uri(event.uri, decode_config, **dict(storage_kwargs or {}))
         except ProcessingError as exc:
             outputs[i] = dead_letter(record, exc.kind, exc.message)
             continue

@@ -1,0 +1,105 @@
+"""A typed Kafka sink over kafka-python: send records, wait for every acknowledgement.
+
+The producer is durable (``acks=all``, retries, one request in flight per connection so order is
+kept per partition; see :meth:`KafkaSettings.producer_kwargs`). :meth:`KafkaSink.send_all` is the
+commit-after-ack rule in one call: it sends a batch, flushes, waits for each acknowledgement and
+raises :class:`DeliveryError` naming every failure, so the caller commits input offsets only when
+it returns.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from connectors.kafka.settings import KafkaSettings
+
+log = logging.getLogger(__name__)
+
+
+class _Message(Protocol):
+    def to_bytes(self) -> bytes: ...
+
+
+@dataclass(frozen=True)
+class OutgoingRecord:
+    """One record to write."""
+
+    topic: str
+    key: bytes | None
+    value: bytes
+
+
+@dataclass(frozen=True)
+class Delivered:
+    """Where an acknowledged record was written."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+class DeliveryError(RuntimeError):
+    """At least one record was not acknowledged; nothing of the batch may be committed."""
+
+    def __init__(self, failures: list[tuple[OutgoingRecord, BaseException]]) -> None:
+        self.failures = failures
+        first = failures[0]
+        super().__init__(
+            f"{len(failures)} record(s) not acknowledged, first to {first[0].topic!r}: "
+            f"{type(first[1]).__name__}: {first[1]}"
+        )
+
+
+class KafkaSink:
+    """A producer; use it as a context manager or call :meth:`close`."""
+
+    def __init__(self, settings: KafkaSettings) -> None:
+        from kafka import KafkaProducer
+
+        self._producer = KafkaProducer(**settings.producer_kwargs())
+        self._ack_timeout_s = settings.request_timeout_ms / 1000
+
+    def send(self, topic: str, key: bytes | None, value: bytes) -> Any:
+        """Queue one record; returns kafka-python's future (``.get(timeout)`` waits for the ack)."""
+        return self._producer.send(topic, key=key, value=value)
+
+    def send_message(self, topic: str, key: bytes | None, message: _Message) -> Any:
+        return self.send(topic, key, message.to_bytes())
+
+    def send_all(self, records: Iterable[OutgoingRecord], timeout_s: float | None = None) -> list[Delivered]:
+        """Send ``records`` and wait until each is acknowledged; raises :class:`DeliveryError`."""
+        timeout = self._ack_timeout_s if timeout_s is None else timeout_s
+        failures: list[tuple[OutgoingRecord, BaseException]] = []
+        pending = []
+        for record in records:
+            try:
+                pending.append((record, self.send(record.topic, record.key, record.value)))
+            except Exception as exc:  # refused before sending (too large, serialisation, closed)
+                failures.append((record, exc))
+        self._producer.flush(timeout=timeout)
+        delivered: list[Delivered] = []
+        for record, future in pending:
+            try:
+                meta = future.get(timeout=timeout)
+            except Exception as exc:  # kafka-python raises KafkaError subclasses and timeouts
+                failures.append((record, exc))
+            else:
+                delivered.append(Delivered(meta.topic, meta.partition, meta.offset))
+        if failures:
+            raise DeliveryError(failures)
+        return delivered
+
+    def flush(self, timeout_s: float | None = None) -> None:
+        self._producer.flush(timeout=timeout_s)
+
+    def close(self, timeout_s: float | None = None) -> None:
+        self._producer.close(timeout=timeout_s)
+
+    def __enter__(self) -> KafkaSink:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
