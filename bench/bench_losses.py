@@ -31,10 +31,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from connectors.wire.dimensions import DIMENSIONS  # noqa: E402
-from ultravqa_ray.losses import aso_loss, group_advantages, grpo_loss, grpo_rewards, parse_score, sft_loss  # noqa: E402
+from ultravqa_ray.losses import GRPOConfig, aso_loss, sft_loss  # noqa: E402
 from ultravqa_ray.model import ModelConfig, ScorerModel  # noqa: E402
 from ultravqa_ray.model.collate import TrainingSample  # noqa: E402
 from ultravqa_ray.model.tiny import build_tiny_model  # noqa: E402
+from ultravqa_ray.train.grpo import grpo_batch_loss  # noqa: E402
 
 G, MAX_NEW = 6, 64
 
@@ -59,68 +60,12 @@ def aso_step(scorer, batch, pi_ref, ratings, opt) -> None:
 
 
 def grpo_step(scorer, videos, ratings, opt) -> int:
-    """One GRPO step; returns the number of completion tokens sampled."""
-    model, prompts, k = scorer.model, scorer.prompts, scorer.k
-    pad = scorer.tokenizer.pad_token_id
-    # A policy must never write vision placeholders: the forward would expect video features for them.
-    vision_ids = scorer.tokenizer.convert_tokens_to_ids(
-        ["<|video_pad|>", "<|image_pad|>", "<|vision_start|>", "<|vision_end|>"]
-    )
-    seqs, masks, rewards_in = [], [], []
-    for frames in videos:
-        prepared = scorer.prepare_video(frames)
-        prefix_ids, prefix_types = prompts.prefix(prepared.tokens)
-        vis = scorer._vision_inputs([prepared])
-        kw = scorer.family.forward_kwargs(scorer._second_per_grid_ts([prepared]))
-        for d in DIMENSIONS:
-            ids = prefix_ids + prompts.suffix(d, with_answer_prefix=False)
-            types = prefix_types + [0] * (len(ids) - len(prefix_types))
-            prompt = torch.tensor([ids] * G)
-            with torch.no_grad():
-                out = model.generate(
-                    input_ids=prompt,
-                    attention_mask=torch.ones_like(prompt),
-                    mm_token_type_ids=torch.tensor([types] * G),
-                    pixel_values_videos=vis["pixel_values_videos"].repeat(G, 1),
-                    video_grid_thw=vis["video_grid_thw"].repeat(G, 1),
-                    do_sample=True,
-                    temperature=1.0,
-                    max_new_tokens=MAX_NEW,
-                    pad_token_id=pad,
-                    suppress_tokens=vision_ids,
-                    **{key: val.repeat(G) for key, val in kw.items()},
-                )
-            completion = out[:, prompt.shape[1]:]
-            texts = scorer.tokenizer.batch_decode(completion, skip_special_tokens=True)
-            rewards_in += [parse_score(t, k) for t in texts]
-            seqs.append((out, types, vis, kw, prompt.shape[1]))
-            masks.append(completion != pad)
-    parsed_ratings = ratings.repeat_interleave(G, 0)
-    rewards = grpo_rewards(rewards_in, parsed_ratings, k)
-    advantages = group_advantages(rewards, G)
-    total_tokens = 0
-    for i, ((out, types, vis, kw, n_prompt), mask) in enumerate(zip(seqs, masks, strict=True)):
-        full_types = torch.tensor([types + [0] * (out.shape[1] - len(types))] * G)
-        args = dict(
-            input_ids=out,
-            attention_mask=torch.cat([torch.ones(G, n_prompt, dtype=torch.long), mask.long()], 1),
-            mm_token_type_ids=full_types,
-            pixel_values_videos=vis["pixel_values_videos"].repeat(G, 1),
-            video_grid_thw=vis["video_grid_thw"].repeat(G, 1),
-            **{key: val.repeat(G) for key, val in kw.items()},
-        )
-        target = out[:, n_prompt:]
-        with torch.no_grad():
-            ref_logits = model(**args).logits[:, n_prompt - 1 : -1]
-        logits = model(**args).logits[:, n_prompt - 1 : -1]
-        new = torch.log_softmax(logits.float(), -1).gather(-1, target.unsqueeze(-1)).squeeze(-1)
-        ref = torch.log_softmax(ref_logits.float(), -1).gather(-1, target.unsqueeze(-1)).squeeze(-1)
-        out_loss = grpo_loss(new, new.detach(), ref, advantages[i * G : (i + 1) * G], mask.float())
-        (out_loss.loss / len(seqs)).backward()
-        total_tokens += int(mask.sum())
+    """One GRPO step (sampling loop in ultravqa_ray.train.grpo); returns the completion tokens sampled."""
+    step = grpo_batch_loss(scorer, videos, ratings, GRPOConfig(group_size=G, max_new_tokens=MAX_NEW))
+    step.loss.backward()
     opt.step()
     opt.zero_grad(set_to_none=True)
-    return total_tokens
+    return step.tokens
 
 
 def timed(fn, repeats: int) -> float:

@@ -1,0 +1,40 @@
+"""``ultravqa-ray eval``: metrics JSON and a plot report for a manifest or a MOS CSV."""
+
+from __future__ import annotations
+
+import sys
+
+from ultravqa_ray.cli.train import add_config_arguments, shortcut_overrides
+
+_SHORTCUTS = (
+    ("--model", "model.name_or_path", "model folder"),
+    ("--manifest", "manifest", "annotation manifest"),
+    ("--mos-csv", "mos_csv", "MOS CSV (KoNViD-1k / LSVQ style) instead of a manifest"),
+    ("--video-dir", "video_dir", "folder of the MOS CSV's videos"),
+    ("--out", "out", "output folder (metrics.json, index.html, plots/)"),
+)
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "eval",
+        help="evaluate a model on a manifest or MOS CSV: metrics.json + report",
+        description="Decode and score every video (Ray Data actor pool), compute acc@0.5, exact, MAE, "
+        "SRCC, PLCC, KRCC and calibration per dimension and overall (or the correlations with MOS), "
+        "and write OUT/metrics.json, OUT/index.html and OUT/plots/. Bad videos are counted and skipped.",
+    )
+    add_config_arguments(p, "EvalConfig")
+    for flag, key, help_text in _SHORTCUTS:
+        p.add_argument(flag, dest=key, metavar=key.split(".")[-1].upper(), help=f"{help_text} (sets {key})")
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ultravqa_ray.train.config import EvalConfig
+    from ultravqa_ray.train.evaluate import evaluate
+
+    config = EvalConfig.load(args.config, [*shortcut_overrides(args, [k for _, k, _ in _SHORTCUTS]), *args.overrides])
+    outcome = evaluate(config)
+    print(outcome.ingest.summary(), file=sys.stderr)
+    print(outcome.metrics_json)
+    return 0

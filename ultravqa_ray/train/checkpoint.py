@@ -1,0 +1,63 @@
+"""Training checkpoints: a Hugging Face model folder plus optimiser state and the loop position.
+
+Layout of one checkpoint folder::
+
+    model/              save_pretrained (config.json, model.safetensors), tokenizer, preprocessor config
+    optimizer.pt        optimiser and LR-scheduler state (full, unsharded)
+    train_state.json    {"epoch": e (completed), "step": global optimiser step, "objective": ...}
+
+``model/`` loads with ``from_pretrained`` and with ``ScorerModel(ModelConfig(name_or_path=...))``.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import torch
+
+MODEL_DIR = "model"
+OPTIMIZER_FILE = "optimizer.pt"
+STATE_FILE = "train_state.json"
+_SIDE_FILES = ("preprocessor_config.json", "video_preprocessor_config.json", "chat_template.jinja")
+
+
+def save_checkpoint(
+    folder: Path,
+    model: Any,
+    tokenizer: Any,
+    source_model_dir: str | Path,
+    *,
+    state_dict: dict[str, torch.Tensor] | None,
+    optimizer_state: dict[str, Any],
+    train_state: dict[str, Any],
+) -> Path:
+    """Write one checkpoint into ``folder`` (the caller reports it to Ray Train)."""
+    model_dir = folder / MODEL_DIR
+    model_dir.mkdir(parents=True, exist_ok=True)
+    model.save_pretrained(model_dir, state_dict=state_dict, safe_serialization=True)
+    tokenizer.save_pretrained(model_dir)
+    source = Path(source_model_dir)
+    for name in _SIDE_FILES:
+        if (source / name).exists() and not (model_dir / name).exists():
+            shutil.copy2(source / name, model_dir / name)
+    torch.save(optimizer_state, folder / OPTIMIZER_FILE)
+    (folder / STATE_FILE).write_text(json.dumps(train_state, indent=2) + "\n")
+    return folder
+
+
+def read_train_state(folder: Path) -> dict[str, Any]:
+    return json.loads((folder / STATE_FILE).read_text())
+
+
+def latest_checkpoint(run_dir: Path) -> Path | None:
+    """The newest complete checkpoint folder of a run (``checkpoint_*`` with a train state), if any."""
+    if not run_dir.exists():
+        return None
+    found = []
+    for path in run_dir.glob("checkpoint_*"):
+        if (path / STATE_FILE).exists() and (path / MODEL_DIR / "config.json").exists():
+            found.append((read_train_state(path)["step"], path.stat().st_mtime, path))
+    return max(found)[2] if found else None

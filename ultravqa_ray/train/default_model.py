@@ -1,0 +1,156 @@
+"""The small default model the demo scores with, trained on first use by the project's own jobs.
+
+``ensure_default_model(cache_dir)`` returns a model folder loadable by
+``ScorerModel(ModelConfig(name_or_path=...))``. When ``cache_dir`` holds a model whose stamp
+matches :data:`DEFAULT_MODEL_RECIPE`, it is returned at once; otherwise the recipe runs with the
+same functions as the jobs, on a local Ray (one worker): synthetic corpus -> SFT -> reference
+pass -> ASO -> evaluation on a held-out synthetic split (another seed). Beside the model:
+``recipe.json`` (the recipe and its hash), ``decode.yaml`` (the DecodeConfig the model expects:
+score with :func:`load_decode_config`), ``metrics.json`` (held-out metrics after SFT and ASO).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from ultravqa_ray.data.config import SynthConfig
+from ultravqa_ray.data.synth import generate_corpus
+from ultravqa_ray.losses import ASOConfig
+from ultravqa_ray.model.config import ModelConfig
+from ultravqa_ray.train.config import DataConfig, EvalConfig, ReferenceConfig, TrainConfig
+from ultravqa_ray.video.config import DecodeConfig
+
+log = logging.getLogger(__name__)
+
+MODEL_SUBDIR = "model"
+STAMP = "recipe.json"
+DECODE_FILE = "decode.yaml"
+METRICS_FILE = "metrics.json"
+
+#: What the default model is and how it is trained; its hash is the cache stamp.
+DEFAULT_MODEL_RECIPE: dict[str, Any] = {
+    "arch": "qwen2_5_vl",
+    "model": {"hidden_size": 64, "num_layers": 2, "vision_hidden_size": 32, "vision_layers": 2, "init_std": 0.02, "seed": 0},
+    "train_corpus": {"n": 400, "seed": 0},
+    "heldout_corpus": {"n": 120, "seed": 1},
+    "decode": {"num_frames": 8, "height": 64, "width": 64, "threads": 1},
+    "sft": {"epochs": 4, "lr": 1e-3, "batch_size": 2, "rationale": False},
+    "aso": {"epochs": 1, "lr": 2e-4, "batch_size": 2, "beta": 0.1},
+}
+
+
+def recipe_hash(recipe: dict[str, Any] = DEFAULT_MODEL_RECIPE) -> str:
+    return hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def default_decode_config(recipe: dict[str, Any] = DEFAULT_MODEL_RECIPE) -> DecodeConfig:
+    return DecodeConfig(**recipe["decode"])
+
+
+def load_decode_config(model_dir: str | Path) -> DecodeConfig:
+    """The DecodeConfig a default model was trained with (``decode.yaml`` beside the model folder)."""
+    path = Path(model_dir)
+    for candidate in (path / DECODE_FILE, path.parent / DECODE_FILE):
+        if candidate.exists():
+            return DecodeConfig.load(candidate)
+    raise FileNotFoundError(f"no {DECODE_FILE} next to {model_dir}")
+
+
+def _log_default(message: str) -> None:
+    log.info("%s", message)
+
+
+def _cached(cache_dir: Path) -> Path | None:
+    stamp = cache_dir / STAMP
+    model = cache_dir / MODEL_SUBDIR
+    if stamp.exists() and (model / "config.json").exists():
+        if json.loads(stamp.read_text()).get("hash") == recipe_hash():
+            return model
+    return None
+
+
+def ensure_default_model(cache_dir: Path, *, log: Callable[[str], None] = _log_default) -> Path:
+    """The default model folder under ``cache_dir``, trained now unless cached (see module docstring)."""
+    cache_dir = Path(cache_dir)
+    found = _cached(cache_dir)
+    if found is not None:
+        log(f"default model: cached at {found} (recipe {recipe_hash()})")
+        return found
+    import ray
+
+    started_ray = False
+    if not ray.is_initialized():
+        tmp = tempfile.mkdtemp(prefix="uvr-ray-")
+        os.environ.setdefault("RAY_TRAIN_HEALTH_CHECK_INTERVAL_S", "0.1")
+        ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False, _temp_dir=tmp,
+                 runtime_env={"env_vars": {"RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.1"}})  # fmt: skip
+        started_ray = True
+    context = ray.data.DataContext.get_current()
+    context.enable_progress_bars = False  # the demo's console shows our log lines, not Ray Data's
+    logging.getLogger("ray.data").setLevel(logging.WARNING)
+    try:
+        return train_default_model(cache_dir, log=log)
+    finally:
+        if started_ray:
+            ray.shutdown()
+
+
+def train_default_model(
+    cache_dir: Path, *, log: Callable[[str], None] = _log_default, recipe: dict[str, Any] = DEFAULT_MODEL_RECIPE
+) -> Path:
+    """Run the recipe into ``cache_dir`` (Ray must be initialised or reachable)."""
+    from ultravqa_ray.model.tiny import build_tiny_model
+    from ultravqa_ray.train.evaluate import evaluate
+    from ultravqa_ray.train.reference import reference_pass
+    from ultravqa_ray.train.trainer import fit
+
+    t0 = time.perf_counter()
+    work = cache_dir / "work"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    decode = default_decode_config(recipe)
+    log(f"default model: synthesising {recipe['train_corpus']['n']} + {recipe['heldout_corpus']['n']} clips")
+    train_manifest = generate_corpus(work / "train", SynthConfig(workers=2, **recipe["train_corpus"]))
+    heldout_manifest = generate_corpus(work / "heldout", SynthConfig(workers=2, **recipe["heldout_corpus"]))
+    init = build_tiny_model(recipe["arch"], work / "init", **recipe["model"])
+    model = ModelConfig(name_or_path=str(init), device="cpu", dtype="float32")
+    sft_cfg, aso_cfg = recipe["sft"], recipe["aso"]
+    data = DataConfig(manifest=str(train_manifest), decode=decode, rationale=sft_cfg["rationale"])
+    common = {"output_dir": str(work / "runs"), "workers": 1, "cpus_per_worker": 1.0, "log_every": 50}
+    log(f"default model: SFT ({sft_cfg['epochs']} epochs) after {time.perf_counter() - t0:.0f}s")
+    sft = fit(TrainConfig(objective="sft", model=model, data=data, run_name="sft", epochs=sft_cfg["epochs"],
+                          lr=sft_cfg["lr"], batch_size=sft_cfg["batch_size"], **common))  # fmt: skip
+    sft_model = model.model_copy(update={"name_or_path": sft.model_dir})
+    log(f"default model: reference pass after {time.perf_counter() - t0:.0f}s")
+    ref = reference_pass(ReferenceConfig(model=sft_model, data=data, output=str(work / "pi_ref.parquet")))
+    log(f"default model: ASO after {time.perf_counter() - t0:.0f}s")
+    aso = fit(TrainConfig(objective="aso", model=sft_model, data=data.model_copy(update={"reference": str(ref.path)}),
+                          run_name="aso", epochs=aso_cfg["epochs"], lr=aso_cfg["lr"], batch_size=aso_cfg["batch_size"],
+                          aso=ASOConfig(beta=aso_cfg["beta"]), **common))  # fmt: skip
+    metrics: dict[str, Any] = {}
+    for stage, folder in (("sft", sft.model_dir), ("aso", aso.model_dir)):
+        log(f"default model: held-out evaluation of {stage} after {time.perf_counter() - t0:.0f}s")
+        outcome = evaluate(EvalConfig(model=model.model_copy(update={"name_or_path": folder}),
+                                      manifest=str(heldout_manifest), decode=decode, out=str(cache_dir / f"eval_{stage}")))  # fmt: skip
+        metrics[stage] = json.loads(outcome.metrics_json.read_text())
+    target = cache_dir / MODEL_SUBDIR
+    shutil.rmtree(target, ignore_errors=True)
+    shutil.copytree(aso.model_dir, target)
+    (cache_dir / DECODE_FILE).write_text(decode.to_yaml())
+    shutil.copy2(cache_dir / DECODE_FILE, target / DECODE_FILE)
+    wall = time.perf_counter() - t0
+    (cache_dir / METRICS_FILE).write_text(json.dumps({"wall_s": wall, **metrics}, indent=2) + "\n")
+    (cache_dir / STAMP).write_text(json.dumps({"hash": recipe_hash(recipe), "recipe": recipe}, indent=2) + "\n")
+    shutil.rmtree(work, ignore_errors=True)  # corpus, runs and caches: the model, metrics and reports stay
+    srcc = {d: round(m["srcc"], 3) if m["srcc"] is not None else None for d, m in metrics["aso"]["per_dimension"].items()}
+    log(f"default model: ready at {target} in {wall:.0f}s; held-out SRCC {srcc}")
+    return target

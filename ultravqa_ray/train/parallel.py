@@ -1,0 +1,142 @@
+"""Data parallelism for the scorer's transformers model: DDP (default) or FSDP2 (``fully_shard``).
+
+DDP wraps the module; FSDP2 shards each decoder layer and vision block and then the root, in place
+(the module keeps its class and methods, ``generate`` included). Both work on CPU with gloo and on
+GPU with NCCL. Full (unsharded) state dicts are gathered for checkpoints so that a checkpoint is a
+plain Hugging Face folder whatever the strategy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
+from typing import Any
+
+import torch
+import torch.distributed as dist
+
+from ultravqa_ray.model.collate import TrainingBatch
+from ultravqa_ray.model.scorer import ScorerModel, TrainOutput
+
+
+def distributed() -> bool:
+    return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+
+
+def wrap_model(model: torch.nn.Module, strategy: str, device: torch.device) -> torch.nn.Module:
+    """The module the training forward runs through (``model`` itself when not distributed)."""
+    if not distributed():
+        return model
+    if strategy == "ddp":
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids = [device.index] if device.type == "cuda" else None
+        return DistributedDataParallel(model, device_ids=ids)
+    if strategy == "fsdp2":
+        from torch.distributed.device_mesh import init_device_mesh
+        from torch.distributed.fsdp import fully_shard
+
+        mesh = init_device_mesh(device.type, (dist.get_world_size(),))
+        for block in _blocks(model):
+            fully_shard(block, mesh=mesh)
+        fully_shard(model, mesh=mesh)
+        return model
+    raise ValueError(f"unknown strategy {strategy!r}")
+
+
+def _blocks(model: torch.nn.Module) -> list[torch.nn.Module]:
+    """Transformer blocks to shard one by one: decoder layers and vision blocks."""
+    inner = getattr(model, "model", model)
+    blocks: list[torch.nn.Module] = []
+    for path in ("language_model.layers", "visual.blocks"):
+        node: Any = inner
+        for part in path.split("."):
+            node = getattr(node, part, None)
+        if node is not None:
+            blocks.extend(node)
+    return blocks
+
+
+def forward_through(scorer: ScorerModel, module: torch.nn.Module, batch: TrainingBatch) -> TrainOutput:
+    """``scorer.forward_train`` with the model call routed through ``module`` (a DDP wrapper).
+
+    The scorer keeps the plain model for everything else (positions, generation); only the forward
+    that must synchronise gradients goes through the wrapper.
+    """
+    if module is scorer.model:
+        return scorer.forward_train(batch)
+    plain = scorer._model
+    scorer._model = module
+    try:
+        return scorer.forward_train(batch)
+    finally:
+        scorer._model = plain
+
+
+class TrainForward:
+    """The training forward of the loop: ``forward(batch)`` for SFT/ASO, ``forward.raw(**kwargs)`` for
+    the token-level GRPO forward; both through the (wrapped) module, under the precision policy."""
+
+    def __init__(self, scorer: ScorerModel, module: torch.nn.Module, device: torch.device, mode: str) -> None:
+        self.scorer, self.module, self.device, self.mode = scorer, module, device, mode
+
+    def __call__(self, batch: TrainingBatch) -> TrainOutput:
+        with autocast(self.device, self.mode):
+            return forward_through(self.scorer, self.module, batch)
+
+    def raw(self, **kwargs: Any) -> Any:
+        with autocast(self.device, self.mode):
+            return self.module(**kwargs)
+
+
+def no_sync(module: torch.nn.Module, skip: bool):
+    """DDP's ``no_sync`` for the micro-batches before the last of an accumulation window."""
+    if skip and hasattr(module, "no_sync"):
+        return module.no_sync()
+    return nullcontext()
+
+
+@contextmanager
+def autocast(device: torch.device, mode: str) -> Iterator[None]:
+    """bf16 autocast on GPU for ``auto``/``bf16``; on CPU only when ``bf16`` is asked for."""
+    enabled = mode == "bf16" or (mode == "auto" and device.type == "cuda")
+    with torch.autocast(device_type=device.type, dtype=torch.bfloat16, enabled=enabled):
+        yield
+
+
+def full_state_dict(model: torch.nn.Module, strategy: str) -> dict[str, torch.Tensor] | None:
+    """Unsharded CPU state dict for FSDP2 (a collective: every rank calls it); None otherwise."""
+    if strategy != "fsdp2" or not distributed():
+        return None
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
+
+    return get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+
+
+def optimizer_state(model: torch.nn.Module, optimizer: torch.optim.Optimizer, strategy: str) -> dict:
+    """Full optimiser state (FSDP2: gathered, a collective)."""
+    if strategy != "fsdp2" or not distributed():
+        return optimizer.state_dict()
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
+
+    return get_optimizer_state_dict(
+        model, optimizer, options=StateDictOptions(full_state_dict=True, cpu_offload=True)
+    )
+
+
+def load_optimizer_state(model: torch.nn.Module, optimizer: torch.optim.Optimizer, state: dict, strategy: str) -> None:
+    if strategy != "fsdp2" or not distributed():
+        optimizer.load_state_dict(state)
+        return
+    from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
+
+    set_optimizer_state_dict(model, optimizer, state, options=StateDictOptions(full_state_dict=True))
+
+
+def all_agree(flag: bool, device: torch.device) -> bool:
+    """True on every rank when any rank says True (e.g. a time limit reached)."""
+    if not distributed():
+        return flag
+    value = torch.tensor([1.0 if flag else 0.0], device=device)
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item() > 0)
