@@ -5,4 +5,5 @@ pytest_plugins = [
     "tests.fixtures.s3",
     "tests.fixtures.broker",
     "tests.fixtures.ray_local",
+    "tests.fixtures.serve",
 ]

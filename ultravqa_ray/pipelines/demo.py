@@ -1,23 +1,24 @@
-"""The demo: synthetic uploads go through Kafka and come back as per-dimension score events.
+"""The demo (README's first command): synthetic uploads -> Kafka -> Ray Serve -> score events, live.
 
-What runs (all real, all local): the synthetic corpus generator, the embedded Kafka-compatible
-broker, a tiny Qwen2.5-VL model of the real transformers class built offline, and the Kafka
-scoring loop that decodes, scores and writes score events or dead letters before committing.
-A few deliberately bad uploads show the dead-letter path.
-
-Until the training jobs (SFT, ASO) and the Ray Serve scorer land, the default model is untrained:
-its scores show the plumbing and the read-out, not video quality. Pass ``model=`` a trained
-checkpoint to see real scores.
+What runs, all real and all local: the synthetic corpus generator, the embedded Kafka-compatible
+broker, a local Ray, the project's default model (trained on first run by the SFT and ASO jobs on
+a synthetic corpus, cached afterwards; ``model=tiny`` skips training and shows the plumbing only),
+the Scorer deployment on Ray Serve, and the Kafka bridge that feeds it and writes score events or
+dead letters before committing. A few deliberately bad uploads show the dead-letter path. The
+score events are printed as they arrive (video, the five scores, produce-to-score latency), then
+a summary.
 """
 
 from __future__ import annotations
 
 import base64
+import contextlib
 import statistics
+import tempfile
 import threading
 import time
-import uuid
 from collections import Counter
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
@@ -25,17 +26,18 @@ from typing import TextIO
 from pydantic import Field
 
 from connectors.kafka import EmbeddedBroker, KafkaSettings, Topics, ensure_topics
+from connectors.kafka.broker import free_port
+from connectors.kafka.sink import KafkaSink, OutgoingRecord
 from connectors.wire.dimensions import DIMENSIONS
 from connectors.wire.messages import DeadLetter, ScoreEvent, UploadEvent
 from ultravqa_ray.config import Config
 from ultravqa_ray.data import SynthConfig, generate_corpus
-from ultravqa_ray.model import ModelConfig, ScorerModel
-from ultravqa_ray.model.tiny import build_tiny_model
-from ultravqa_ray.pipelines.kafka_loop import run_kafka_scorer
-from ultravqa_ray.pipelines.uploads import process_records
+from ultravqa_ray.pipelines.serve_client import HandleClient, ScorerTargetConfig
+from ultravqa_ray.pipelines.stream import Bridge, StreamConfig
 from ultravqa_ray.schemas import read_manifest
 from ultravqa_ray.schemas.manifest import resolve_uri
-from ultravqa_ray.video import DecodeConfig
+from ultravqa_ray.serve.config import DEFAULT_CACHE, BatchingConfig, ScorerDeploymentConfig, ServeConfig
+from ultravqa_ray.serve.models import expected_decode, resolve_model
 
 SHORT = {
     "motion_quality": "motion",
@@ -44,117 +46,171 @@ SHORT = {
     "content_quality": "content",
     "clarity_quality": "clarity",
 }
+APP_NAME = "ultravqa-demo"
 
 
 class DemoConfig(Config):
     work_dir: Path = Field(
         Path.home() / ".cache" / "ultravqa-ray" / "demo",
-        description="Where the corpus and the default model are cached between runs.",
+        description="Where the demo's corpus and uploads are kept between runs.",
+    )
+    model_cache_dir: Path = Field(
+        DEFAULT_CACHE,
+        description="Where the default / tiny models are cached (the same place serve_configs/local.yaml looks).",
     )
     n_clips: int = Field(16, ge=1, le=10000, description="Synthetic uploads to publish.")
-    seed: int = Field(0, description="Seed of the synthetic corpus and the tiny model.")
-    model: str | None = Field(
-        None, description="Checkpoint folder or hub name; default: a tiny model built offline."
+    seed: int = Field(100, description="Seed of the demo's synthetic corpus (not the training seeds).")
+    model: str = Field(
+        "default",
+        description="'default' (trained on first run, cached), 'tiny' (untrained, instant) or a checkpoint.",
     )
-    arch: str = Field("qwen2_5_vl", description="Family of the default tiny model.")
     bad_inputs: bool = Field(True, description="Also publish bad uploads to show the dead-letter path.")
-    decode: DecodeConfig = Field(
-        default_factory=lambda: DecodeConfig(num_frames=8, height=64, width=64),
-        description="Frame sampling for the scorer.",
-    )
-    max_batch: int = Field(8, ge=1, description="Records scored together per poll.")
+    replicas: int = Field(1, ge=1, le=8, description="Scorer replicas.")
+    batching: BatchingConfig = Field(default_factory=BatchingConfig, description="Scorer batching.")
+    max_in_flight: int = Field(16, ge=1, description="Bridge back-pressure bound.")
+    ray_cpus: int = Field(4, ge=1, description="Logical CPUs of the local Ray the demo starts.")
     timeout_s: float = Field(300, gt=0, description="Give up waiting for outputs after this long.")
 
 
 def run_demo(config: DemoConfig, out: TextIO) -> dict:
     work = config.work_dir.expanduser()
-    say = lambda text="": print(text, file=out, flush=True)  # noqa: E731
+    work.mkdir(parents=True, exist_ok=True)
 
+    def say(text: str = "") -> None:
+        print(text, file=out, flush=True)
+
+    started = time.monotonic()
     manifest = work / f"corpus-seed{config.seed}-n{config.n_clips}" / "manifest.jsonl"
     if not manifest.exists():
-        say(f"[1/4] synthesising {config.n_clips} labelled clips into {manifest.parent} ...")
+        say(f"[1/5] synthesising {config.n_clips} labelled clips into {manifest.parent} ...")
         generate_corpus(manifest.parent, SynthConfig(n=config.n_clips, seed=config.seed))
     else:
-        say(f"[1/4] synthetic corpus cached at {manifest.parent}")
+        say(f"[1/5] synthetic corpus cached at {manifest.parent}")
     records = read_manifest(manifest)
 
-    model_path = config.model
-    if model_path is None:
-        model_dir = work / f"model-tiny-{config.arch}-seed{config.seed}"
-        if not (model_dir / "config.json").exists():
-            say(f"[2/4] building a tiny {config.arch} model (random weights, offline) in {model_dir}")
-            build_tiny_model(config.arch, model_dir, seed=config.seed)
-        else:
-            say(f"[2/4] tiny {config.arch} model cached at {model_dir}")
-        say("      note: this model is untrained; its scores show the pipeline, not video quality")
-        model_path = str(model_dir)
+    # The model first: a first-run training starts (and stops) a Ray of its own, tuned for Ray Train.
+    if config.model == "default":
+        say("[2/5] default model (trained by the SFT + ASO jobs on first run, then cached) ...")
+    model_path = resolve_model(config.model, config.model_cache_dir, log=lambda m: say(f"      {m}"))
+    if config.model.startswith("tiny"):
+        say(f"[2/5] model: untrained tiny model at {model_path} (scores show the plumbing, not quality)")
     else:
-        say(f"[2/4] model: {model_path}")
-    scorer = ScorerModel(ModelConfig(name_or_path=model_path)).setup()
+        say(f"[2/5] model: {model_path}")
 
-    with EmbeddedBroker() as broker:
-        settings = KafkaSettings(bootstrap_servers=broker.bootstrap_servers, client_id="ultravqa-demo")
-        topics = Topics()
-        ensure_topics(settings, topics.all())
-        say(f"[3/4] embedded Kafka broker on {broker.bootstrap_servers}; topics {', '.join(topics.all())}")
-
-        stop = threading.Event()
-        worker = threading.Thread(
-            target=run_kafka_scorer,
-            args=(settings, topics, f"demo-{uuid.uuid4().hex[:6]}",
-                  lambda batch: process_records(batch, scorer, config.decode), stop),
-            kwargs={"max_batch": config.max_batch},
-            name="kafka-scorer",
-            daemon=True,
+    with _local_ray(config.ray_cpus) as started_ray:
+        say(f"[3/5] local Ray {'started' if started_ray else 'already running'}")
+        serve_config = ServeConfig(
+            model=model_path, cache_dir=config.model_cache_dir, decode=expected_decode(config.model), http=False,
+            storage={"allow": [str(manifest.parent), str(work / "uploads")]},
+            scorer=ScorerDeploymentConfig(num_replicas=config.replicas, num_cpus=1, batching=config.batching),
         )  # fmt: skip
-        worker.start()
-        uploads = _uploads(records, manifest, work, config.bad_inputs)
-        _publish(settings, topics, uploads)
-        say(
-            f"[4/4] published {len(uploads)} uploads ({len(uploads) - len(records)} deliberately bad); scores:"
-        )
-        summary = _collect(settings, topics, len(uploads), config.timeout_s, say)
-        stop.set()
-        worker.join(timeout=30)
+        with _scorer_app(serve_config), EmbeddedBroker() as broker:
+            settings = KafkaSettings(bootstrap_servers=broker.bootstrap_servers, client_id="ultravqa-demo")
+            topics = Topics()
+            ensure_topics(settings, topics.all())
+            say(f"[4/5] Scorer deployed on Ray Serve ({config.replicas} replica(s)); embedded Kafka on "
+                f"{broker.bootstrap_servers}; bridge group ultravqa-stream")  # fmt: skip
+            stream = StreamConfig(
+                topics=topics, max_in_flight=config.max_in_flight, poll_timeout_s=0.2,
+                scorer=ScorerTargetConfig(ray_address=None, app_name=APP_NAME),
+            )  # fmt: skip
+            bridge = Bridge(stream, HandleClient(stream.scorer), settings=settings)
+            stop = threading.Event()
+            worker = threading.Thread(target=bridge.run, args=(stop,), name="bridge", daemon=True)
+            worker.start()
+            deadline = time.monotonic() + 60  # join the group first: latencies then show the pipeline
+            while not bridge.ready()[0] and worker.is_alive() and time.monotonic() < deadline:
+                time.sleep(0.1)
+            uploads = _uploads(records, manifest, work / "uploads", config.bad_inputs)
+            with KafkaSink(settings) as sink:
+                sink.send_all([OutgoingRecord(topics.uploads, key, value) for key, value in uploads])
+            n_bad = len(uploads) - len(records)
+            say(f"[5/5] published {len(uploads)} uploads ({n_bad} deliberately bad); score events as they arrive:")
+            try:
+                published = {u.video_id: u.event_time for u in map(_as_upload, uploads) if u is not None}
+                summary, scored = _collect(settings, topics, published, len(uploads), config.timeout_s, say)
+            finally:
+                stop.set()
+                worker.join(timeout=60)
+    summary["srcc"] = _agreement(records, scored)
+    if summary["srcc"]:
+        say("agreement with the synthetic labels (Spearman, score vs rater mean, these clips): "
+            + ", ".join(f"{SHORT[d]} {v:+.2f}" for d, v in summary["srcc"].items()))  # fmt: skip
+    summary["total_seconds"] = round(time.monotonic() - started, 1)
+    say(f"done in {summary['total_seconds']:.0f}s")
     return summary
 
 
-def _uploads(records, manifest: Path, work: Path, bad: bool) -> list[tuple[bytes, bytes]]:
+@contextlib.contextmanager
+def _local_ray(num_cpus: int) -> Iterator[bool]:
+    """Join the Ray of this process if there is one, else start a local one (stopped at the end)."""
+    import ray
+
+    if ray.is_initialized():
+        yield False
+        return
+    ray.init(num_cpus=num_cpus, include_dashboard=False, log_to_driver=False,
+             _temp_dir=tempfile.mkdtemp(prefix="uvr-demo-"))  # fmt: skip
+    try:
+        yield True
+    finally:
+        ray.shutdown()
+
+
+@contextlib.contextmanager
+def _scorer_app(config: ServeConfig) -> Iterator[None]:
+    """Deploy the Scorer (no HTTP: the demo talks to it through the bridge) and delete it afterwards."""
+    from ray import serve
+    from ray.serve.exceptions import RayServeException
+
+    from ultravqa_ray.serve.app import build_application
+
+    try:
+        serve.status()  # already running (e.g. a test session): keep its HTTP options
+    except RayServeException:  # not started: start it, its HTTP proxy on loopback only
+        serve.start(http_options={"host": "127.0.0.1", "port": free_port()})
+    serve.run(build_application(config), name=APP_NAME, route_prefix=None)
+    try:
+        yield
+    finally:
+        serve.delete(APP_NAME)
+
+
+def _uploads(records, manifest: Path, folder: Path, bad: bool) -> list[tuple[bytes, bytes]]:
     now = datetime.now(UTC)
-    out = [
-        (r.video_id.encode(), UploadEvent(video_id=r.video_id, uri=resolve_uri(r.uri, manifest), event_time=now).to_bytes())
-        for r in records
-    ]  # fmt: skip
+
+    def event(vid: str, uri: str) -> bytes:
+        return UploadEvent(video_id=vid, uri=uri, event_time=datetime.now(UTC)).to_bytes()
+
+    out = [(r.video_id.encode(), event(r.video_id, resolve_uri(r.uri, manifest))) for r in records]
     if bad:
-        text = work / "not-a-video.mp4"
+        folder.mkdir(parents=True, exist_ok=True)
+        text = folder / "not-a-video.mp4"
         text.write_text("this is a text file, not a video\n")
-        truncated = work / "truncated.mp4"
+        truncated = folder / "truncated.mp4"
         truncated.write_bytes(Path(resolve_uri(records[0].uri, manifest)).read_bytes()[:1500])
-
-        def event(vid: str, uri: str) -> bytes:
-            return UploadEvent(video_id=vid, uri=uri, event_time=now).to_bytes()
-
+        bad_field = (b'{"video_id": "bad-field", "uri": "x.mp4", "event_time": "' + now.isoformat().encode()
+                     + b'", "colour": "red"}')  # fmt: skip
         out += [
             (b"bad-json", b"{this is not json"),
-            (b"bad-field", b'{"video_id": "bad-field", "uri": "x.mp4", "event_time": "2026-01-01T00:00:00Z", "colour": "red"}'),
-            (b"missing", event("missing", str(work / "no-such-file.mp4"))),
+            (b"bad-field", bad_field),
+            (b"missing", event("missing", str(folder / "no-such-file.mp4"))),
             (b"text", event("text", str(text))),
             (b"truncated", event("truncated", str(truncated))),
-        ]  # fmt: skip
+            (b"forbidden", event("forbidden", "/etc/hostname")),
+        ]
     return out
 
 
-def _publish(settings: KafkaSettings, topics: Topics, uploads) -> None:
-    from kafka import KafkaProducer
-
-    producer = KafkaProducer(**settings.producer_kwargs())
-    for key, value in uploads:
-        producer.send(topics.uploads, key=key, value=value)
-    producer.flush()
-    producer.close()
+def _as_upload(item: tuple[bytes, bytes]) -> UploadEvent | None:
+    try:
+        return UploadEvent.from_bytes(item[1])
+    except ValueError:  # the deliberately invalid ones
+        return None
 
 
-def _collect(settings: KafkaSettings, topics: Topics, expected: int, timeout_s: float, say) -> dict:
+def _collect(settings: KafkaSettings, topics: Topics, published: dict[str, datetime], expected: int,
+             timeout_s: float, say: Callable[[str], None]) -> tuple[dict, dict[str, ScoreEvent]]:  # fmt: skip
     from kafka import KafkaConsumer, TopicPartition
 
     consumer = KafkaConsumer(**settings.consumer_kwargs(None))
@@ -166,16 +222,24 @@ def _collect(settings: KafkaSettings, topics: Topics, expected: int, timeout_s: 
     started = time.monotonic()
     latencies: list[float] = []
     dead: Counter[str] = Counter()
+    seen: set[tuple[str, str]] = set()
+    scored: dict[str, ScoreEvent] = {}
     while len(latencies) + sum(dead.values()) < expected and time.monotonic() - started < timeout_s:
         for batch in consumer.poll(timeout_ms=500).values():
             for rec in batch:
                 if rec.topic == topics.scores:
                     ev = ScoreEvent.from_bytes(rec.value)
-                    latencies.append(ev.timings_ms.total)
+                    if (ev.video_id, ev.model.revision) in seen:  # at-least-once: skip a re-delivery
+                        continue
+                    seen.add((ev.video_id, ev.model.revision))
+                    scored[ev.video_id] = ev
+                    # produce-to-score: the upload's event time (set when published) to the score event
+                    latency = max(0.0, (ev.produced_at - published[ev.video_id]).total_seconds() * 1000)
+                    latencies.append(latency)
                     cells = "".join(
                         f"{ev.scores[d].score:>8.2f}" if d in ev.scores else f"{'-':>8}" for d in DIMENSIONS
                     )
-                    say(f"  {ev.video_id[:22]:<22}{cells}{ev.timings_ms.total:>8.0f}ms")
+                    say(f"  {ev.video_id[:22]:<22}{cells}{latency:>8.0f}ms")
                 else:
                     letter = DeadLetter.from_bytes(rec.value)
                     dead[letter.error_kind.value] += 1
@@ -184,15 +248,33 @@ def _collect(settings: KafkaSettings, topics: Topics, expected: int, timeout_s: 
     consumer.close()
     elapsed = time.monotonic() - started
     got = len(latencies) + sum(dead.values())
+    ordered = sorted(latencies)
     summary = {
         "expected": expected,
         "scored": len(latencies),
         "dead_letters": dict(dead),
         "missing": expected - got,
         "seconds": round(elapsed, 2),
-        "latency_ms_p50": round(statistics.median(latencies), 1) if latencies else None,
-        "latency_ms_max": round(max(latencies), 1) if latencies else None,
+        "latency_ms_p50": round(statistics.median(ordered), 1) if ordered else None,
+        "latency_ms_p95": round(ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))], 1) if ordered else None,
     }
     say(f"summary: {len(latencies)} scored, {sum(dead.values())} dead-lettered {dict(dead)}, "
-        f"{summary['missing']} missing, in {elapsed:.1f}s; latency p50 {summary['latency_ms_p50']} ms")  # fmt: skip
-    return summary
+        f"{summary['missing']} missing, in {elapsed:.1f}s; produce-to-score latency p50 "
+        f"{summary['latency_ms_p50']} ms, p95 {summary['latency_ms_p95']} ms")  # fmt: skip
+    return summary, scored
+
+
+def _agreement(records, scored: dict[str, ScoreEvent]) -> dict[str, float]:
+    """Spearman correlation of each dimension's score with the rater mean, over the scored clips."""
+    from scipy.stats import spearmanr
+
+    pairs = [(r, scored[r.video_id]) for r in records if r.video_id in scored]
+    if len(pairs) < 4:
+        return {}
+    out = {}
+    for dim in DIMENSIONS:
+        truth = [r.y_mean(dim) for r, _ in pairs]
+        pred = [ev.scores[dim].score for _, ev in pairs]
+        if len(set(truth)) > 1 and len(set(pred)) > 1:
+            out[dim.value] = round(float(spearmanr(truth, pred).statistic), 3)
+    return out

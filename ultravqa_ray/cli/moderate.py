@@ -1,0 +1,39 @@
+"""``ultravqa-ray moderate``: apply moderation rules to score events."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ultravqa_ray.cli._service import add_probe_arguments, probes, stop_on_signals
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "moderate",
+        help="moderation consumer: score events + rules YAML -> allow/review/block events",
+        description=(
+            "Consume score events in a consumer group (default ultravqa-moderate), apply the rules "
+            "file (thresholds per dimension; the most severe firing rule wins) and write moderation "
+            "events; invalid records become dead letters. The rules file is re-read when it changes, "
+            "without a restart. Kafka connection: ULTRAVQA_KAFKA_* variables, overridden by the "
+            "config file's `kafka:` section. SIGTERM stops after the current batch."
+        ),
+    )
+    p.add_argument("--rules", type=Path, required=True, help="moderation rules YAML (serve_configs/moderation_rules.yaml)")
+    p.add_argument("--config", type=Path, help="YAML with ModerationConfig fields")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a ModerationConfig field (repeatable)")  # fmt: skip
+    add_probe_arguments(p)
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ultravqa_ray.pipelines.moderation import ModerationConfig, Moderator, ReloadingRules
+
+    config = ModerationConfig.load(args.config, args.overrides)
+    rules = ReloadingRules(args.rules, config.reload_interval_s)
+    stop = stop_on_signals()
+    moderator = Moderator(config, rules)
+    with probes(args, moderator):
+        moderator.run(stop)
+    return 0

@@ -1,0 +1,45 @@
+"""``ultravqa-ray stream``: the Kafka bridge from the uploads topic to the Scorer deployment."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from ultravqa_ray.cli._service import add_probe_arguments, probes, stop_on_signals
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "stream",
+        help="Kafka bridge: upload events -> Ray Serve Scorer -> score events / dead letters",
+        description=(
+            "Consume upload events in a consumer group (default ultravqa-stream), score them through "
+            "the Scorer deployment of a running Serve application (serve_configs/*.yaml) with bounded "
+            "work in flight, write score events and dead letters, and commit offsets only after the "
+            "writes are acknowledged. Kafka connection: ULTRAVQA_KAFKA_* variables, overridden by the "
+            "config file's `kafka:` section. Run more processes in the same group to scale. SIGTERM "
+            "stops after draining the records in flight."
+        ),
+    )
+    p.add_argument("--config", type=Path, help="YAML with StreamConfig fields (see serve_configs/README.md)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a StreamConfig field, e.g. --set max_in_flight=64 (repeatable)")  # fmt: skip
+    add_probe_arguments(p)
+    p.set_defaults(func=run)
+
+
+def run(args) -> int:
+    from ultravqa_ray.pipelines.serve_client import connect
+    from ultravqa_ray.pipelines.stream import Bridge, StreamConfig
+
+    config = StreamConfig.load(args.config, args.overrides)
+    client = connect(config.scorer)  # joins Ray first: ray.init installs its own SIGTERM handler
+    stop = stop_on_signals()  # ... which this replaces with a clean, draining stop
+    metrics = None
+    if config.scorer.mode == "handle":
+        from ultravqa_ray.serve.metrics import ScoringMetrics
+
+        metrics = ScoringMetrics("stream", in_replica=False)
+    bridge = Bridge(config, client, metrics=metrics)
+    with probes(args, bridge):
+        bridge.run(stop)
+    return 0

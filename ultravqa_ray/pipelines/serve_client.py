@@ -1,0 +1,93 @@
+"""How the bridge reaches the Scorer: a Ray Serve deployment handle, or the HTTP route.
+
+- ``handle`` (default): the bridge joins the Ray cluster (``ray.init(address)``) and calls
+  ``Scorer.score`` through ``serve.get_deployment_handle``: no HTTP hop, pickled messages, Serve's
+  own routing and queueing.
+- ``http``: the bridge POSTs the upload event to ``<url>/score`` (for bridges outside the cluster).
+
+Both answer a :class:`ScoreOutcome` for an input (a score event or an input error) and raise for
+anything else (replica died, Serve unreachable, timeout): those are retried by the caller.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Literal, Protocol
+
+from pydantic import Field
+
+from connectors.wire.errors import ErrorKind
+from connectors.wire.messages import ScoreEvent, UploadEvent
+from ultravqa_ray.config import Config
+from ultravqa_ray.serve.outcome import ScoreOutcome
+
+log = logging.getLogger(__name__)
+
+
+class ScorerTargetConfig(Config):
+    mode: Literal["handle", "http"] = Field("handle", description="handle: Serve deployment handle; http: POST.")
+    ray_address: str | None = Field(
+        "auto", description="Ray cluster to join in handle mode ('auto': the local one; None: already joined)."
+    )
+    app_name: str = Field("ultravqa", description="Serve application name of the Scorer (handle mode).")
+    deployment: str = Field("Scorer", description="Deployment name of the Scorer (handle mode).")
+    url: str = Field("http://127.0.0.1:8000", description="Base URL of the HTTP route (http mode).")
+    request_timeout_s: float = Field(120.0, gt=0, description="Longest wait for one answer before a retry.")
+
+
+class ScorerClient(Protocol):
+    def score(self, upload: UploadEvent) -> ScoreOutcome: ...
+
+    def ping(self) -> None: ...
+
+
+class HandleClient:
+    """Calls ``Scorer.score`` through a Serve deployment handle (joins Ray when asked to)."""
+
+    def __init__(self, config: ScorerTargetConfig) -> None:
+        import ray
+        from ray import serve
+
+        if config.ray_address is not None and not ray.is_initialized():
+            ray.init(address=config.ray_address, log_to_driver=False)
+        self._handle = serve.get_deployment_handle(config.deployment, config.app_name)
+        self._timeout_s = config.request_timeout_s
+
+    def score(self, upload: UploadEvent) -> ScoreOutcome:
+        return self._handle.score.remote(upload).result(timeout_s=self._timeout_s)
+
+    def ping(self) -> None:
+        self._handle.model_ref.remote().result(timeout_s=self._timeout_s)
+
+
+class HttpClient:
+    """POSTs upload events to the HTTP route; a JSON ``error_kind`` answer is an input error."""
+
+    def __init__(self, config: ScorerTargetConfig) -> None:
+        import requests
+
+        self._session = requests.Session()
+        self._base = config.url.rstrip("/")
+        self._timeout_s = config.request_timeout_s
+
+    def score(self, upload: UploadEvent) -> ScoreOutcome:
+        reply = self._session.post(
+            f"{self._base}/score", data=upload.to_bytes(), timeout=self._timeout_s,
+            headers={"content-type": "application/json"},
+        )  # fmt: skip
+        if reply.status_code == 200:
+            return ScoreOutcome(event=ScoreEvent.from_bytes(reply.content))
+        try:
+            body = reply.json()
+            return ScoreOutcome(error_kind=ErrorKind(body["error_kind"]), error=str(body["error"]))
+        except (ValueError, KeyError, TypeError, json.JSONDecodeError):
+            reply.raise_for_status()
+            raise RuntimeError(f"unexpected answer {reply.status_code} from {self._base}/score") from None
+
+    def ping(self) -> None:
+        self._session.get(f"{self._base}/healthz", timeout=self._timeout_s).raise_for_status()
+
+
+def connect(config: ScorerTargetConfig) -> ScorerClient:
+    return HandleClient(config) if config.mode == "handle" else HttpClient(config)

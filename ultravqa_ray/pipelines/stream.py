@@ -1,0 +1,240 @@
+"""The Kafka bridge (``ultravqa-ray stream``): upload events in, score events or dead letters out.
+
+A consumer group on the uploads topic feeds the Scorer deployment. Work in flight is bounded
+(``max_in_flight``): when it is full the consumer is paused (it stays in the group, fetches
+nothing) until answers come back, so a slow Scorer slows the bridge instead of filling its memory.
+Answers are written as they come (score event -> scores topic, failure -> dead-letter topic with
+the original bytes), and offsets are committed only after the producer acknowledged them, and only
+up to the lowest record still open in each partition (:mod:`.commits`). So every input ends as
+exactly one score event or dead letter, at least once (DESIGN.md section 6): a crash or a restart
+re-delivers only what was not committed.
+
+Infrastructure failures (a replica killed mid-request, Serve restarting, a timeout) are retried
+with backoff up to ``max_attempts``; only then does the record become an ``internal`` dead letter.
+More bridges in the same group share the partitions. :meth:`Bridge.run` returns when ``stop`` is
+set (SIGTERM in the CLI): it stops polling, drains what is in flight for up to
+``drain_timeout_s``, writes and commits it, and closes.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+
+from pydantic import Field, field_validator
+
+from connectors.kafka import KafkaSettings, Topics
+from connectors.kafka.serde import dead_letter_for, decode_upload, encode_key
+from connectors.kafka.sink import KafkaSink, OutgoingRecord
+from connectors.kafka.source import ConsumedRecord, KafkaSource
+from connectors.wire.errors import ErrorKind, ProcessingError
+from connectors.wire.messages import UploadEvent
+from ultravqa_ray.config import Config
+from ultravqa_ray.pipelines.commits import CommitTracker
+from ultravqa_ray.pipelines.serve_client import ScorerClient, ScorerTargetConfig
+from ultravqa_ray.serve.outcome import ScoreOutcome
+
+log = logging.getLogger(__name__)
+
+
+class StreamConfig(Config):
+    """Settings of one bridge process (``ultravqa-ray stream --config FILE``)."""
+
+    kafka: dict = Field(
+        default_factory=dict,
+        description="KafkaSettings fields; merged over the ULTRAVQA_KAFKA_* environment (file wins).",
+    )
+    topics: Topics = Field(default_factory=Topics, description="Input, output and dead-letter topic names.")
+    group_id: str = Field("ultravqa-stream", min_length=1, description="Consumer group of all bridge replicas.")
+    scorer: ScorerTargetConfig = Field(default_factory=ScorerTargetConfig, description="Where the Scorer is.")
+    max_in_flight: int = Field(
+        32, ge=1, le=4096, description="Records sent to the Scorer and not yet answered (back-pressure bound)."
+    )
+    poll_timeout_s: float = Field(0.5, gt=0, description="Longest wait for new records when idle.")
+    max_attempts: int = Field(8, ge=1, description="Tries per record on infrastructure errors before 'internal'.")
+    retry_backoff_s: float = Field(0.5, gt=0, description="First retry delay; doubles per try, capped at 5 s.")
+    drain_timeout_s: float = Field(30.0, ge=0, description="On stop, how long to wait for records in flight.")
+
+    @field_validator("kafka")
+    @classmethod
+    def _kafka_fields(cls, value: dict) -> dict:
+        KafkaSettings.model_validate(value)  # unknown or malformed fields fail at load, by name
+        return value
+
+    def kafka_settings(self) -> KafkaSettings:
+        return KafkaSettings.from_env(**self.kafka)
+
+
+@dataclass
+class BridgeStats:
+    consumed: int = 0
+    scored: int = 0
+    dead_lettered: dict[str, int] = field(default_factory=dict)
+    retries: int = 0
+    written: int = 0
+
+    def count(self, kind: ErrorKind) -> None:
+        self.dead_lettered[kind.value] = self.dead_lettered.get(kind.value, 0) + 1
+
+
+class Bridge:
+    """One bridge replica: a group consumer, a producer and a client of the Scorer."""
+
+    def __init__(
+        self,
+        config: StreamConfig,
+        client: ScorerClient,
+        *,
+        settings: KafkaSettings | None = None,
+        metrics=None,
+    ) -> None:
+        self.config = config
+        self._client = client
+        self._settings = settings or config.kafka_settings()
+        self._metrics = metrics  # ScoringMetrics or None
+        self.stats = BridgeStats()
+        self._source: KafkaSource | None = None
+        self._abort = threading.Event()  # stop retrying: the drain deadline passed
+        self.last_loop = time.monotonic()
+
+    # -- probes ---------------------------------------------------------------------------------
+
+    def live(self) -> tuple[bool, str]:
+        stalled = time.monotonic() - self.last_loop
+        limit = max(30.0, 4 * self.config.poll_timeout_s)
+        return (stalled < limit, f"loop stalled for {stalled:.0f}s" if stalled >= limit else "ok")
+
+    def ready(self) -> tuple[bool, str]:
+        source = self._source
+        if source is None:
+            return False, "consumer not started"
+        if not source.assignment():
+            return False, "no partitions assigned (joining the group, or more replicas than partitions)"
+        return True, "ok"
+
+    # -- the loop -------------------------------------------------------------------------------
+
+    def run(self, stop: threading.Event) -> BridgeStats:
+        cfg = self.config
+        if not self._wait_for_scorer(stop):
+            return self.stats
+        tracker = CommitTracker()
+        pending: dict[Future, ConsumedRecord] = {}
+        paused = False
+        with (
+            KafkaSource(self._settings, [cfg.topics.uploads], cfg.group_id, max_poll_records=cfg.max_in_flight) as source,
+            KafkaSink(self._settings) as sink,
+            ThreadPoolExecutor(max_workers=cfg.max_in_flight, thread_name_prefix="score") as pool,
+        ):
+            self._source = source
+            log.info("bridge %s: %s -> %s / %s", cfg.group_id, cfg.topics.uploads, cfg.topics.scores, cfg.topics.dead_letters)
+            while not stop.is_set():
+                self.last_loop = time.monotonic()
+                room = cfg.max_in_flight - len(pending)
+                if room > 0 and paused:
+                    source.resume()
+                    paused = False
+                elif room <= 0 and not paused:
+                    source.pause()  # back-pressure: stay in the group, fetch nothing
+                    paused = True
+                records = source.poll(0.05 if pending else cfg.poll_timeout_s, max(room, 1)) if room > 0 else []
+                if room <= 0:
+                    source.poll(0.0, 1)  # keeps the group session moving while paused (returns nothing)
+                done: list[tuple[ConsumedRecord, ScoreOutcome]] = []
+                for record in records:
+                    self.stats.consumed += 1
+                    tracker.started(record)
+                    try:
+                        upload = decode_upload(record.value)
+                    except ProcessingError as exc:
+                        done.append((record, ScoreOutcome.failed(exc)))
+                        continue
+                    pending[pool.submit(self._score, upload)] = record
+                if pending:
+                    finished, _ = wait(list(pending), timeout=0 if records or done else 0.2, return_when=FIRST_COMPLETED)
+                    done += [(pending.pop(f), f.result()) for f in finished]
+                if done:
+                    self._write(sink, source, tracker, done)
+            self._drain(sink, source, tracker, pending)
+            self._source = None
+        log.info("bridge stopped: %s", self.stats)
+        return self.stats
+
+    def _wait_for_scorer(self, stop: threading.Event) -> bool:
+        """Block until the Scorer answers (it may still be deploying); False when stopped first."""
+        delay = cfg_delay = self.config.retry_backoff_s
+        while not stop.is_set():
+            self.last_loop = time.monotonic()
+            try:
+                self._client.ping()
+                return True
+            except Exception as exc:  # not deployed yet, or the cluster is not reachable yet
+                log.warning("scorer not reachable (%s: %s); retrying in %.1fs", type(exc).__name__, exc, delay)
+                stop.wait(delay)
+                delay = min(delay * 2, 10 * cfg_delay)
+        return False
+
+    def _drain(self, sink, source, tracker, pending) -> None:
+        if not pending:
+            return
+        log.info("draining %d records in flight (up to %.0fs)", len(pending), self.config.drain_timeout_s)
+        finished, unfinished = wait(list(pending), timeout=self.config.drain_timeout_s)
+        self._abort.set()
+        done = [(pending.pop(f), f.result()) for f in finished]
+        if done:
+            self._write(sink, source, tracker, done)
+        if unfinished:
+            log.warning("%d records left uncommitted; they will be re-delivered", len(unfinished))
+
+    def _score(self, upload: UploadEvent) -> ScoreOutcome:
+        """One answer for one upload; infrastructure errors are retried (runs in a pool thread)."""
+        cfg = self.config
+        delay = cfg.retry_backoff_s
+        for attempt in range(1, cfg.max_attempts + 1):
+            try:
+                return self._client.score(upload)
+            except Exception as exc:  # a replica died, Serve is restarting, a timeout: try again
+                if attempt == cfg.max_attempts or self._abort.is_set():
+                    return ScoreOutcome(
+                        error_kind=ErrorKind.INTERNAL,
+                        error=f"scorer failed {attempt} time(s), last: {type(exc).__name__}: {exc}"[:2000],
+                    )
+                self.stats.retries += 1
+                log.warning("scoring %s failed (%s: %s); retry %d in %.1fs", upload.video_id,
+                            type(exc).__name__, str(exc).splitlines()[0][:200] if str(exc) else "", attempt, delay)  # fmt: skip
+                if self._abort.wait(delay):
+                    continue
+                delay = min(delay * 2, 5.0)
+        raise AssertionError("unreachable")
+
+    def _write(self, sink: KafkaSink, source: KafkaSource, tracker: CommitTracker, done) -> None:
+        """Write the answers, wait for the acks, then commit what is contiguous."""
+        topics = self.config.topics
+        out = []
+        for record, outcome in done:
+            if outcome.ok:
+                assert outcome.event is not None
+                out.append(OutgoingRecord(topics.scores, encode_key(outcome.event.video_id), outcome.event.to_bytes()))
+                self.stats.scored += 1
+                if self._metrics is not None:
+                    self._metrics.record_scored(outcome.event.timings_ms.total)
+            else:
+                assert outcome.error_kind is not None
+                letter = dead_letter_for(record, outcome.error_kind, outcome.error or outcome.error_kind.value)
+                out.append(OutgoingRecord(topics.dead_letters, record.key, letter.to_bytes()))
+                self.stats.count(outcome.error_kind)
+                if self._metrics is not None:
+                    self._metrics.record_failed(outcome.error_kind)
+        sink.send_all(out)  # raises DeliveryError: nothing is committed, the records come again
+        self.stats.written += len(out)
+        tracker.finished(record for record, _ in done)
+        commit = tracker.committable()
+        if commit:
+            try:
+                source.commit(commit)
+            except Exception as exc:  # a rebalance moved the partition: its new owner re-reads
+                log.warning("commit failed (%s); those records will be re-delivered", exc)
+            tracker.forget(source.assignment())

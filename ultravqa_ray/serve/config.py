@@ -1,0 +1,135 @@
+"""Typed settings of the scoring application: what the builder is given, and the Scorer's options.
+
+Two configs, two owners:
+
+- :class:`ServeConfig` is the ``args:`` mapping of a Serve YAML (``import_path:
+  ultravqa_ray.serve.app:build_app``): which model, how to decode, what storage is allowed, where
+  decoding runs, and the code defaults of the Scorer deployment.
+- :class:`ScorerDeploymentConfig` holds those code defaults (replicas, autoscaling, CPUs, batching,
+  health check, drain). A YAML ``deployments:`` entry named ``Scorer`` overrides them the Serve way;
+  its ``user_config`` (``max_batch_size``, ``batch_wait_timeout_s``) retunes live replicas through
+  ``reconfigure()`` without a restart.
+
+``model`` is a checkpoint folder or hub name, or one of two names: ``default`` (the project's
+trained default model, trained on first use and cached) and ``tiny`` / ``tiny:<arch>`` (an
+untrained tiny model built offline in milliseconds: for tests and plumbing only).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, model_validator
+
+from connectors.storage import StorageSettings
+from ultravqa_ray.config import Config
+from ultravqa_ray.video import DecodeConfig
+
+DEFAULT_CACHE = Path.home() / ".cache" / "ultravqa-ray"
+
+
+class BatchingConfig(Config):
+    """The Scorer's ``user_config``: applied by ``reconfigure()`` on live replicas."""
+
+    max_batch_size: int = Field(8, ge=1, le=256, description="Videos scored together in one forward.")
+    batch_wait_timeout_s: float = Field(
+        0.01, ge=0, le=10, description="How long a partial batch waits for more videos before it runs."
+    )
+
+
+class AutoscalingConfig(Config):
+    """Serve's ``autoscaling_config`` for the Scorer (replicas follow the ongoing requests)."""
+
+    min_replicas: int = Field(1, ge=0, description="Fewest replicas (0 lets the Scorer scale to zero).")
+    max_replicas: int = Field(2, ge=1, description="Most replicas.")
+    initial_replicas: int | None = Field(None, ge=0, description="Replicas at deploy time (min when unset).")
+    target_ongoing_requests: float = Field(
+        8, gt=0, description="Ongoing requests per replica the autoscaler aims at (about 1 batch)."
+    )
+    upscale_delay_s: float = Field(2.0, ge=0, description="Load must stay high this long before scaling up.")
+    downscale_delay_s: float = Field(30.0, ge=0, description="Load must stay low this long before scaling down.")
+    metrics_interval_s: float = Field(0.5, gt=0, description="How often replicas report their load.")
+    look_back_period_s: float = Field(2.0, gt=0, description="Window over which load is averaged.")
+
+    @model_validator(mode="after")
+    def _bounds(self) -> AutoscalingConfig:
+        if self.min_replicas > self.max_replicas:
+            raise ValueError("autoscaling: min_replicas must not exceed max_replicas")
+        return self
+
+
+class ScorerDeploymentConfig(Config):
+    """Code defaults of the Scorer deployment (a YAML ``deployments:`` entry overrides them)."""
+
+    num_replicas: int | None = Field(
+        None, ge=1, description="Fixed replica count; when unset, `autoscaling` decides."
+    )
+    autoscaling: AutoscalingConfig = Field(
+        default_factory=AutoscalingConfig, description="Autoscaling bounds (unused with num_replicas)."
+    )
+    num_cpus: float = Field(1.0, ge=0, description="CPUs reserved per replica.")
+    num_gpus: float = Field(0.0, ge=0, description="GPUs reserved per replica (0 on CPU machines).")
+    max_ongoing_requests: int = Field(
+        32, ge=1, description="Requests one replica holds at once (decodes in flight + the batch queue)."
+    )
+    batching: BatchingConfig = Field(default_factory=BatchingConfig, description="The user_config.")
+    health_check_period_s: float = Field(5.0, gt=0, description="Seconds between check_health calls.")
+    health_check_timeout_s: float = Field(30.0, gt=0, description="A check slower than this fails.")
+    graceful_shutdown_wait_loop_s: float = Field(
+        0.5, gt=0, description="While draining, how often a stopping replica looks for ongoing requests."
+    )
+    graceful_shutdown_timeout_s: float = Field(
+        30.0, ge=0, description="Longest a stopping replica drains its ongoing requests before it is killed."
+    )
+
+    def options(self) -> dict[str, Any]:
+        """Keyword arguments for ``Deployment.options``."""
+        opts: dict[str, Any] = {
+            "ray_actor_options": {"num_cpus": self.num_cpus, "num_gpus": self.num_gpus},
+            "max_ongoing_requests": self.max_ongoing_requests,
+            "user_config": self.batching.model_dump(),
+            "health_check_period_s": self.health_check_period_s,
+            "health_check_timeout_s": self.health_check_timeout_s,
+            "graceful_shutdown_wait_loop_s": self.graceful_shutdown_wait_loop_s,
+            "graceful_shutdown_timeout_s": self.graceful_shutdown_timeout_s,
+        }
+        if self.num_replicas is not None:
+            opts["num_replicas"] = self.num_replicas
+        else:
+            opts["autoscaling_config"] = self.autoscaling.model_dump(exclude_none=True)
+        return opts
+
+
+class ServeConfig(Config):
+    """The ``args:`` of the scoring application (see the module docstring)."""
+
+    model: str = Field(
+        "default",
+        min_length=1,
+        description="'default' (trained default model), 'tiny' or 'tiny:<arch>' (untrained, for tests), "
+        "or a checkpoint folder / hub name.",
+    )
+    cache_dir: Path = Field(DEFAULT_CACHE, description="Where 'default' and 'tiny' models are built and kept.")
+    device: str = Field("auto", description="Torch device of the Scorer ('auto': cuda when visible).")
+    dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field("auto", description="Weight dtype.")
+    max_videos_per_forward: int = Field(8, ge=1, description="Chunk size inside one batched forward.")
+    decode: DecodeConfig | None = Field(
+        None, description="Frame sampling and input limits; default: what the model was trained with."
+    )
+    storage: StorageSettings = Field(
+        default_factory=StorageSettings, description="Allow-list, S3 endpoint and base folder for URIs."
+    )
+    decode_in: Literal["scorer", "decoder"] = Field(
+        "scorer",
+        description="scorer: decode in the Scorer replica (threads); decoder: a separate CPU "
+        "deployment decodes and ships frames (see serve_configs/README.md for which is faster).",
+    )
+    decoder_replicas: int = Field(1, ge=1, description="Replicas of the Decoder (decode_in=decoder).")
+    decode_timeout_s: float = Field(
+        120.0, gt=0, description="A decode slower than this becomes a 'timeout' error."
+    )
+    http: bool = Field(True, description="Add the HTTP ingress (POST /score, GET /healthz).")
+    scorer: ScorerDeploymentConfig = Field(
+        default_factory=ScorerDeploymentConfig, description="Code defaults of the Scorer deployment."
+    )

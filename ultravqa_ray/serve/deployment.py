@@ -1,0 +1,137 @@
+"""The Scorer deployment (model in the replica, ``@serve.batch`` inference) and the optional Decoder.
+
+A request is one upload event. The Scorer decodes it (in a worker thread, so many decodes overlap
+while the model runs; or, with ``decode_in: decoder``, by calling the separate CPU Decoder
+deployment), then awaits :meth:`Scorer.infer`, a ``@serve.batch`` method that scores up to
+``max_batch_size`` decoded videos in one forward. Batch size and wait time come from the
+deployment's ``user_config`` through :meth:`Scorer.reconfigure`, so editing them in the YAML
+retunes live replicas without a restart.
+
+Health: :meth:`Scorer.check_health` fails when the model is not loaded; Serve then replaces the
+replica (a replica that stops answering altogether fails the check by timing out). Drain: on shutdown Serve stops routing to the replica and waits up
+to ``graceful_shutdown_timeout_s`` for ongoing requests; anything cut off is retried by the caller
+(the Kafka bridge re-sends, and never commits an unanswered record).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from ray import serve
+
+from connectors.wire.errors import ErrorKind, ProcessingError
+from connectors.wire.messages import UploadEvent
+from ultravqa_ray.serve.config import BatchingConfig, ServeConfig
+from ultravqa_ray.serve.metrics import ScoringMetrics
+from ultravqa_ray.serve.models import expected_decode
+from ultravqa_ray.serve.outcome import ScoreOutcome
+from ultravqa_ray.serve.scoring import InferItem, ReplicaScorer
+from ultravqa_ray.video import DecodeConfig, DecodedVideo, decode_uri
+
+log = logging.getLogger(__name__)
+
+
+@serve.deployment(name="Scorer")
+class Scorer:
+    def __init__(self, config: ServeConfig, decoder=None) -> None:
+        self._config = config
+        self._replica = ReplicaScorer(config)
+        self._decoder = decoder  # a DeploymentHandle of Decoder, or None: decode here
+        self._pool = ThreadPoolExecutor(thread_name_prefix="decode")
+        self._metrics = ScoringMetrics("scorer", in_replica=True)
+        self._batching = BatchingConfig()
+        self._forwards = 0
+        self._batched = 0
+
+    def reconfigure(self, user_config: dict) -> None:
+        batching = BatchingConfig.model_validate(user_config or {})
+        self.infer.set_max_batch_size(batching.max_batch_size)
+        self.infer.set_batch_wait_timeout_s(batching.batch_wait_timeout_s)
+        self._batching = batching
+        log.info("batching: max %d videos, wait %.3fs", batching.max_batch_size, batching.batch_wait_timeout_s)
+
+    async def check_health(self) -> None:
+        if not self._replica.model.is_setup:
+            raise RuntimeError("the scorer model is not loaded")
+
+    def model_ref(self) -> dict:
+        return self._replica.model.model_ref.model_dump()
+
+    def stats(self) -> dict:
+        """This replica's batching settings and counts (tests and operators)."""
+        return {
+            "replica": serve.get_replica_context().replica_tag,
+            **self._batching.model_dump(),
+            "forwards": self._forwards,
+            "videos": self._batched,
+        }
+
+    async def score(self, upload: UploadEvent) -> ScoreOutcome:
+        """Decode and score one upload; bad inputs come back as a failed outcome, never raised."""
+        received = time.perf_counter()
+        try:
+            decoded = await self._decode(upload)
+        except ProcessingError as exc:
+            self._metrics.record_failed(exc.kind)
+            return ScoreOutcome.failed(exc)
+        decode_ms = (time.perf_counter() - received) * 1000
+        t0 = time.perf_counter()
+        item = InferItem(decoded, upload.requested_dimensions(), upload.want_rationale)
+        scores = await self.infer(item)
+        if isinstance(scores, ProcessingError):
+            self._metrics.record_failed(scores.kind)
+            return ScoreOutcome.failed(scores)
+        event = self._replica.event(
+            upload, decoded, scores, decode_ms=decode_ms, infer_ms=(time.perf_counter() - t0) * 1000,
+            received=received,
+        )  # fmt: skip
+        self._metrics.record_scored(event.timings_ms.total)
+        return ScoreOutcome(event=event)
+
+    async def _decode(self, upload: UploadEvent) -> DecodedVideo:
+        try:
+            if self._decoder is not None:
+                result = await self._decoder.decode.remote(upload.uri)
+                if isinstance(result, ProcessingError):
+                    raise result
+                return result
+            loop = asyncio.get_running_loop()
+            return await asyncio.wait_for(
+                loop.run_in_executor(self._pool, self._replica.decode, upload), self._config.decode_timeout_s
+            )
+        except TimeoutError:
+            raise ProcessingError(
+                ErrorKind.TIMEOUT, f"{upload.uri}: decoding took longer than {self._config.decode_timeout_s}s"
+            ) from None
+
+    @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.01)
+    async def infer(self, items: list[InferItem]) -> list:
+        """Score a batch of decoded videos in one forward (in a thread: the event loop stays free)."""
+        self._forwards += 1
+        self._batched += len(items)
+        return await asyncio.get_running_loop().run_in_executor(None, self._replica.infer, items)
+
+    def __del__(self) -> None:
+        pool = getattr(self, "_pool", None)
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+
+@serve.deployment(name="Decoder")
+class Decoder:
+    """Decoding as its own CPU deployment (``decode_in: decoder``): ships frames to the Scorer."""
+
+    def __init__(self, config: ServeConfig) -> None:
+        self._decode: DecodeConfig = config.decode or expected_decode(config.model)
+        self._storage = config.storage.open_kwargs()
+        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="decode")
+
+    async def decode(self, uri: str) -> DecodedVideo | ProcessingError:
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._pool, lambda: decode_uri(uri, self._decode, **self._storage))
+        except ProcessingError as exc:
+            return exc

@@ -1,0 +1,50 @@
+"""The project's own counters, exported as Ray metrics (they appear on Ray's Prometheus endpoint).
+
+- ``ultravqa_scored_total``: videos scored;
+- ``ultravqa_dead_lettered_total{kind}``: inputs that failed, by error kind;
+- ``ultravqa_score_latency_ms``: receipt-to-result latency of scored videos.
+
+Every series carries a ``component`` tag (``scorer``, ``http``, ``stream``). Inside a Serve replica
+the Serve variants are used, which add the deployment, replica and application tags; elsewhere (the
+Kafka bridge, a driver process) the plain ``ray.util.metrics`` ones. Ray exports them from each
+node's metrics agent (``ray metrics launch-prometheus`` or a Prometheus scraping the node's
+``metrics_export_port``); Ray prefixes the names with ``ray_``.
+"""
+
+from __future__ import annotations
+
+from connectors.wire.errors import ErrorKind
+
+LATENCY_BOUNDARIES_MS = [5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000]
+
+
+class ScoringMetrics:
+    """The three series for one component; cheap to build, one per replica or bridge."""
+
+    def __init__(self, component: str, *, in_replica: bool) -> None:
+        if in_replica:
+            from ray.serve import metrics
+        else:
+            from ray.util import metrics
+        self._tags = {"component": component}
+        self.scored = metrics.Counter(
+            "ultravqa_scored_total", description="Videos scored.", tag_keys=("component",)
+        )
+        self.failed = metrics.Counter(
+            "ultravqa_dead_lettered_total",
+            description="Inputs that failed, by error kind.",
+            tag_keys=("component", "kind"),
+        )
+        self.latency = metrics.Histogram(
+            "ultravqa_score_latency_ms",
+            description="Receipt-to-result latency of scored videos, in milliseconds.",
+            boundaries=LATENCY_BOUNDARIES_MS,
+            tag_keys=("component",),
+        )
+
+    def record_scored(self, latency_ms: float) -> None:
+        self.scored.inc(1, tags=self._tags)
+        self.latency.observe(latency_ms, tags=self._tags)
+
+    def record_failed(self, kind: ErrorKind) -> None:
+        self.failed.inc(1, tags={**self._tags, "kind": ErrorKind(kind).value})

@@ -1,0 +1,104 @@
+"""Decode and score inside a replica: the pieces the Scorer deployment is made of, Serve-free.
+
+:class:`ReplicaScorer` owns the model and the decode settings. ``decode`` turns an upload into
+frames (or a :class:`ProcessingError`); ``infer`` scores a batch of decoded videos, grouping those
+that ask for the same dimensions, so one failure of the model fails only its group. Keeping this
+apart from the Serve class lets the benchmark run the very same code in a plain loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from connectors.wire.dimensions import Dimension
+from connectors.wire.errors import ErrorKind, ProcessingError
+from connectors.wire.messages import DecodeInfo, ScoreEvent, Timings, UploadEvent
+from ultravqa_ray.model import ModelConfig, ScorerModel, VideoScores
+from ultravqa_ray.serve.config import ServeConfig
+from ultravqa_ray.serve.models import expected_decode, resolve_model
+from ultravqa_ray.video import DecodeConfig, DecodedVideo, decode_uri
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class InferItem:
+    """One decoded video waiting for the model, with what it asked for."""
+
+    decoded: DecodedVideo
+    dimensions: tuple[Dimension, ...]
+    want_rationale: bool
+
+
+class ReplicaScorer:
+    """The model, set up once, and the decode settings it expects."""
+
+    def __init__(self, config: ServeConfig) -> None:
+        name_or_path = resolve_model(config.model, config.cache_dir)
+        self.decode_config: DecodeConfig = config.decode or expected_decode(config.model)
+        self.storage_kwargs = config.storage.open_kwargs()
+        self.model = ScorerModel(
+            ModelConfig(
+                name_or_path=name_or_path,
+                device=config.device,
+                dtype=config.dtype,
+                max_videos_per_forward=config.max_videos_per_forward,
+            )
+        ).setup()
+        if not config.storage.allow:
+            log.warning("no storage allow-list configured: every readable URI is admitted (development only)")
+
+    def decode(self, upload: UploadEvent) -> DecodedVideo:
+        """Frames of the upload's video; raises :class:`ProcessingError` only."""
+        return decode_uri(upload.uri, self.decode_config, **self.storage_kwargs)
+
+    def infer(self, items: Sequence[InferItem]) -> list[VideoScores | ProcessingError]:
+        """Score a batch; one result per item, in order (an error for a group the model failed on)."""
+        results: list[VideoScores | ProcessingError | None] = [None] * len(items)
+        groups: dict[tuple, list[int]] = {}
+        for i, item in enumerate(items):
+            groups.setdefault((item.dimensions, item.want_rationale), []).append(i)
+        for (dimensions, want_rationale), members in groups.items():
+            try:
+                scores = self.model.score_frames(
+                    [items[i].decoded for i in members], dimensions, want_rationale=want_rationale
+                )
+            except Exception as exc:  # a fault of ours: the group fails as internal, the replica goes on
+                log.exception("scoring a batch of %d failed", len(members))
+                error = ProcessingError(ErrorKind.INTERNAL, f"scoring failed: {type(exc).__name__}: {exc}")
+                scores = [error] * len(members)
+            for i, result in zip(members, scores, strict=True):
+                results[i] = result
+        return results  # type: ignore[return-value]
+
+    def event(
+        self,
+        upload: UploadEvent,
+        decoded: DecodedVideo,
+        scores: VideoScores,
+        *,
+        decode_ms: float,
+        infer_ms: float,
+        received: float,
+    ) -> ScoreEvent:
+        """The score event of one scored upload (``received``: its ``time.perf_counter()``)."""
+        return ScoreEvent(
+            video_id=upload.video_id,
+            uri=upload.uri,
+            model=self.model.model_ref,
+            scores=dict(scores.items()),
+            rationale=scores.rationale,
+            decode=DecodeInfo(
+                frames=int(decoded.frames.shape[0]),
+                duration_s=decoded.duration_s,
+                width=decoded.width,
+                height=decoded.height,
+                fps=decoded.fps,
+            ),
+            timings_ms=Timings(
+                decode=decode_ms, infer=infer_ms, total=(time.perf_counter() - received) * 1000
+            ),
+        )
