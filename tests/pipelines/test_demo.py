@@ -7,7 +7,9 @@ import io
 from ultravqa_ray.pipelines.demo import DemoConfig, run_demo
 
 
-def test_demo_scores_good_uploads_and_dead_letters_bad_ones(ray_local, tmp_path):
+def test_demo_scores_good_uploads_and_dead_letters_bad_ones(ray_local, serve_http, tmp_path):
+    # serve_http first: Serve keeps the HTTP options of whoever starts it, and the HTTP tests that
+    # run later need the fixture's port (the demo itself joins a running Serve as it is).
     out = io.StringIO()
     summary = run_demo(DemoConfig(work_dir=tmp_path, model_cache_dir=tmp_path, n_clips=4, model="tiny", timeout_s=120), out)
     assert summary["missing"] == 0

@@ -4,6 +4,7 @@ odd sizes, variable frame rate, multi-stream files, object storage, and every fa
 from __future__ import annotations
 
 import io
+import threading
 import time
 from pathlib import Path
 
@@ -301,9 +302,13 @@ def test_timeout_mid_decode(monkeypatch: pytest.MonkeyPatch, short_gop_clip: Pat
     """The deadline is checked between packets: a decode that stalls midway stops there."""
     calls = {"n": 0}
     real_monotonic = time.monotonic
+    this_thread = threading.get_ident()
 
-    def slow_clock() -> float:  # every call to the clock moves it on by 0.2 s
-        calls["n"] += 1
+    def slow_clock() -> float:  # every call from this test's thread moves the clock on by 0.2 s
+        # (the patch reaches the time module itself, so background threads of other fixtures --
+        # Kafka heartbeats, Ray -- call it too; counting them made the open phase time out instead)
+        if threading.get_ident() == this_thread:
+            calls["n"] += 1
         return real_monotonic() + 0.2 * calls["n"]
 
     monkeypatch.setattr("ultravqa_ray.video.source.time.monotonic", slow_clock)
