@@ -38,3 +38,35 @@ def test_recipe_change_invalidates_the_stamp(tmp_path):
 def test_decode_config_missing_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="decode.yaml"):
         dm.load_decode_config(tmp_path)
+
+
+def test_filter_vision_init_passes_motion_energy(tmp_path):
+    """``vision_init="filters"``: the filter bank survives save/load and motion lights up its energies."""
+    import numpy as np
+    import torch
+    from transformers import Qwen2_5_VLForConditionalGeneration
+
+    from ultravqa_ray.model import ModelConfig
+    from ultravqa_ray.model.scorer import ScorerModel
+    from ultravqa_ray.model.tiny import build_tiny_model, vision_filter_bank
+
+    folder = build_tiny_model("qwen2_5_vl", tmp_path / "m", init_std=0.02, vision_init="filters")
+    loaded = Qwen2_5_VLForConditionalGeneration.from_pretrained(folder)
+    bank = vision_filter_bank(14, 2)
+    torch.testing.assert_close(loaded.model.visual.patch_embed.proj.weight[: len(bank)], bank)
+    scorer = ScorerModel(ModelConfig(name_or_path=str(folder), device="cpu", dtype="float32")).setup()
+    texture = np.random.default_rng(0).integers(0, 256, (64, 64, 3)).astype(np.uint8)
+    static = np.stack([texture] * 8)
+    moving = np.stack([np.roll(texture, 3 * t, axis=1) for t in range(8)])
+
+    def motion_energy(frames: np.ndarray) -> float:
+        prepared = scorer.prepare_video(frames)
+        grid = torch.tensor([list(prepared.patches.grid_thw)])
+        with torch.no_grad():
+            out = scorer.model.model.visual(prepared.patches.pixel_values, grid_thw=grid)
+        out = getattr(out, "pooler_output", out)
+        return float(out[:, :3].mean())  # output dims 0..n-1: low-frequency temporal-difference energies
+
+    assert motion_energy(moving) > 5 * abs(motion_energy(static)) + 1e-3
+    with pytest.raises(ValueError, match="vision_init"):
+        build_tiny_model("qwen2_5_vl", tmp_path / "bad", vision_init="sobel")  # type: ignore[arg-type]

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from connectors.wire.dimensions import DIMENSIONS
 from ultravqa_ray.model.config import PromptConfig
@@ -244,12 +244,18 @@ def build_tiny_model(
     vocab_size: int = 640,
     init_std: float = 0.1,
     seed: int = 0,
+    vision_init: Literal["random", "filters"] = "random",
 ) -> Path:
     """Build, save and return the folder of a tiny random-weight model of ``arch``.
 
     ``arch`` is one of :data:`~ultravqa_ray.model.families.FAMILIES` (qwen2_vl, qwen2_5_vl,
     qwen3_vl). ``init_std`` is larger than a real model's 0.02 so that the score distributions of
     different videos and dimensions differ visibly. Deterministic for a seed.
+
+    ``vision_init="filters"`` hand-initialises part of the vision patch embedding with fixed
+    low-level filters (:func:`init_vision_filters`) instead of random weights: a stand-in for the
+    pretrained vision tower a real checkpoint has, so that a model trained from scratch on a few
+    hundred clips can see motion and sharpness at all. The weights stay trainable.
     """
     import torch
     import transformers
@@ -273,6 +279,10 @@ def build_tiny_model(
     )
     torch.manual_seed(seed)
     model = getattr(transformers, family.model_class)(config).eval()
+    if vision_init == "filters":
+        init_vision_filters(model)
+    elif vision_init != "random":
+        raise ValueError(f"unknown vision_init {vision_init!r}; choose random or filters")
     model.generation_config = GenerationConfig(
         eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"),
         pad_token_id=tokenizer.convert_tokens_to_ids("<|endoftext|>"),
@@ -284,3 +294,99 @@ def build_tiny_model(
     name, content = tiny_processor_config(arch)
     (out / name).write_text(json.dumps(content, indent=2) + "\n")
     return out
+
+
+def _unit(pattern: Any) -> Any:
+    pattern = pattern - pattern.mean()
+    return pattern / pattern.norm()
+
+
+def vision_filter_bank(patch: int, temporal: int, n: int = 3) -> Any:
+    """``(8 n, 3, T, P, P)`` fixed filters, each once with each sign (an MLP then gets |response|).
+
+    Per family of ``n`` (spatial patterns are unit-norm, zero-mean, the same on R, G and B):
+
+    - motion: a low-frequency grating (one cycle per patch, several orientations/phases) times the
+      temporal difference of the patch's frames: large when the picture moves, blind to fine noise;
+    - detail: a high-pass pattern (the discrete Laplacian of a fixed +/-1 pattern) times the
+      temporal sum: fine detail plus noise (blur, down-scaling and compression remove it);
+    - flicker: the same high-pass patterns times the temporal difference: noise (independent
+      from frame to frame) and moving texture;
+    - structure: a mid-frequency grating (three cycles per patch) times the temporal sum: the
+      content's own contrast, which detail is compared with (the language model's RMSNorm turns
+      the energies into ratios).
+    """
+    import math
+
+    import torch
+
+    gen = torch.Generator().manual_seed(1234)
+    yy, xx = torch.meshgrid(
+        torch.arange(patch, dtype=torch.float32), torch.arange(patch, dtype=torch.float32), indexing="ij"
+    )
+    low, mid, high = [], [], []
+    for i in range(n):
+        angle = math.pi * i / n
+        phase = 2 * math.pi * (xx * math.cos(angle) + yy * math.sin(angle)) / patch
+        low.append(_unit(torch.cos(phase + i)))
+        mid.append(_unit(torch.cos(3 * phase + i)))
+        signs = torch.randint(0, 2, (patch + 2, patch + 2), generator=gen).float() * 2 - 1
+        lap = 4 * signs[1:-1, 1:-1] - signs[:-2, 1:-1] - signs[2:, 1:-1] - signs[1:-1, :-2] - signs[1:-1, 2:]
+        high.append(_unit(lap))
+    t_diff = torch.tensor([1.0, -1.0] + [0.0] * (temporal - 2)) / math.sqrt(2)
+    t_sum = torch.full((temporal,), 1.0 / math.sqrt(temporal))
+    filters = []
+    for spatial, time_profile in (
+        [(p, t_diff) for p in low]
+        + [(p, t_sum) for p in high]
+        + [(p, t_diff) for p in high]
+        + [(p, t_sum) for p in mid]
+    ):
+        kernel = time_profile[:, None, None] * spatial[None] / math.sqrt(3)
+        kernel = kernel[None].expand(3, -1, -1, -1)
+        filters += [kernel, -kernel]
+    return torch.stack(filters)
+
+
+def init_vision_filters(model: Any, n: int = 3, gain: float = 4.0) -> None:
+    """Hand-initialise a Qwen2(.5)-VL vision tower to pass filter energies to the language model.
+
+    1. The first ``6 n`` output channels of the patch embedding become :func:`vision_filter_bank`
+       (each filter with both signs).
+    2. The patch merger's MLP reads each (filter, sign, merged patch) channel into its own hidden
+       unit (weight ``gain``), so its GELU sees ``+r`` and ``-r``, and the sum of both is about
+       ``gain * |r|``: the energy of the filter's response. The merger's output dimensions
+       ``0 .. 4 n - 1`` become these energies, one per filter, summed over the merged patches;
+       the other output dimensions keep their random weights.
+
+    The vision blocks between them are left random (small ``init_std`` keeps them near identity).
+    """
+    import torch
+
+    visual = model.model.visual
+    weight = visual.patch_embed.proj.weight  # (C_out, 3, T, P, P)
+    bank = vision_filter_bank(weight.shape[-1], weight.shape[2], n)
+    channels = weight.shape[0]
+    mlp = getattr(visual.merger, "mlp", None)
+    if not isinstance(mlp, torch.nn.Sequential) or len(mlp) != 3:
+        raise ValueError(
+            f"vision_init=filters supports Qwen2-VL and Qwen2.5-VL mergers, not {type(visual.merger).__name__}"
+        )
+    fc1, fc2 = mlp[0], mlp[2]
+    merged = fc1.in_features // channels  # patches concatenated by the spatial merge
+    if bank.shape[0] * merged > fc1.out_features or bank.shape[0] // 2 > fc2.out_features:
+        raise ValueError(
+            f"vision_init=filters needs more than {bank.shape[0]} vision channels, got {channels}"
+        )
+    with torch.no_grad():
+        weight[: bank.shape[0]] = bank.to(weight.dtype)
+        fc2.weight[: bank.shape[0] // 2] = 0.0
+        fc2.bias[: bank.shape[0] // 2] = 0.0
+        for c in range(bank.shape[0]):
+            for q in range(merged):
+                unit = c * merged + q
+                fc1.weight[unit] = 0.0
+                fc1.weight[unit, q * channels + c] = gain
+                fc1.bias[unit] = 0.0
+                fc2.weight[:, unit] = 0.0
+                fc2.weight[c // 2, unit] = 1.0 / (gain * merged)
