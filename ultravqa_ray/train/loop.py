@@ -104,7 +104,7 @@ def run_training(config: TrainConfig, session: Session, n_rows: int) -> list[dic
     total = config.epochs * steps_per_epoch(config, n_rows, session.world_size)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(config, total))
     if restored is not None:
-        saved = torch.load(restored / OPTIMIZER_FILE, map_location="cpu", weights_only=False)
+        saved = torch.load(restored / OPTIMIZER_FILE, map_location="cpu", weights_only=True)  # tensors only
         parallel.load_optimizer_state(module, optimizer, saved["optimizer"], config.strategy)
         scheduler.load_state_dict(saved["scheduler"])
     objective = make_objective(config, scorer)
