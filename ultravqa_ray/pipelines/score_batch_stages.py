@@ -31,7 +31,8 @@ from connectors.kafka.source import ConsumedRecord
 from connectors.listing import ManifestEntry
 from connectors.wire.dimensions import DIMENSIONS, Dimension
 from connectors.wire.errors import ErrorKind, ProcessingError
-from connectors.wire.messages import DeadLetter, DecodeInfo, ModelRef, ScoreEvent, Timings
+from connectors.wire.messages import DeadLetter, DecodeInfo, ModelRef, ScoreEvent
+from ultravqa_ray.events import score_event
 from ultravqa_ray.model import Clip, ScorerModel, VideoScores
 from ultravqa_ray.video import DecodeConfig, decode_batch
 
@@ -184,12 +185,11 @@ def _clip(batch: Mapping[str, np.ndarray], i: int) -> Clip:
 def _score_event(batch, i: int, model: ModelRef, scores: VideoScores, infer_ms: float) -> ScoreEvent:
     meta = json.loads(batch["decode"][i])
     decode_ms = float(batch["decode_ms"][i])
-    return ScoreEvent(
+    return score_event(
         video_id=str(batch["video_id"][i]),
         uri=str(batch["uri"][i]),
         model=model,
-        scores=dict(scores.items()),
-        rationale=scores.rationale,
+        scores=scores,
         decode=DecodeInfo(
             frames=meta["num_frames"],
             duration_s=meta["duration_s"],
@@ -197,7 +197,9 @@ def _score_event(batch, i: int, model: ModelRef, scores: VideoScores, infer_ms: 
             height=meta["height"],
             fps=meta["fps"],
         ),  # fmt: skip
-        timings_ms=Timings(decode=decode_ms, infer=infer_ms, total=decode_ms + infer_ms),
+        decode_ms=decode_ms,
+        infer_ms=infer_ms,
+        total_ms=decode_ms + infer_ms,
     )
 
 

@@ -25,8 +25,8 @@ from urllib.parse import urlparse
 from connectors.wire.dimensions import DIMENSIONS, Dimension
 from connectors.wire.errors import ErrorKind, ProcessingError
 from connectors.wire.messages import ScoreEvent
+from ultravqa_ray.events import decode_info, score_event
 from ultravqa_ray.model import ModelConfig, ScorerModel
-from ultravqa_ray.pipelines.events import score_event
 from ultravqa_ray.video import DecodeConfig, DecodedVideo, decode_uri
 
 log = logging.getLogger(__name__)
@@ -128,7 +128,7 @@ def _score_batch(
                     uri=uri,
                     model=scorer.model_ref,
                     scores=scores,
-                    decoded=decoded,
+                    decode=decode_info(decoded),
                     decode_ms=decode_ms,
                     infer_ms=infer_ms,
                     total_ms=decode_ms + infer_ms,

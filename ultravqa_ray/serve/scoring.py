@@ -15,7 +15,8 @@ from dataclasses import dataclass
 
 from connectors.wire.dimensions import Dimension
 from connectors.wire.errors import ErrorKind, ProcessingError
-from connectors.wire.messages import DecodeInfo, ScoreEvent, Timings, UploadEvent
+from connectors.wire.messages import ScoreEvent, UploadEvent
+from ultravqa_ray.events import decode_info, score_event
 from ultravqa_ray.model import ModelConfig, ScorerModel, VideoScores
 from ultravqa_ray.serve.config import ServeConfig
 from ultravqa_ray.serve.models import expected_decode, resolve_model
@@ -85,20 +86,13 @@ class ReplicaScorer:
         received: float,
     ) -> ScoreEvent:
         """The score event of one scored upload (``received``: its ``time.perf_counter()``)."""
-        return ScoreEvent(
+        return score_event(
             video_id=upload.video_id,
             uri=upload.uri,
             model=self.model.model_ref,
-            scores=dict(scores.items()),
-            rationale=scores.rationale,
-            decode=DecodeInfo(
-                frames=int(decoded.frames.shape[0]),
-                duration_s=decoded.duration_s,
-                width=decoded.width,
-                height=decoded.height,
-                fps=decoded.fps,
-            ),
-            timings_ms=Timings(
-                decode=decode_ms, infer=infer_ms, total=(time.perf_counter() - received) * 1000
-            ),
+            scores=scores,
+            decode=decode_info(decoded),
+            decode_ms=decode_ms,
+            infer_ms=infer_ms,
+            total_ms=(time.perf_counter() - received) * 1000,
         )
