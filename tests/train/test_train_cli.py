@@ -34,12 +34,13 @@ def test_cli_help(argv, expected, capsys):
 
 
 def test_cli_train_flags_become_overrides():
-    from ultravqa_ray.cli.train import _SHORTCUTS, shortcut_overrides
+    from ultravqa_ray.cli._config import load_config
+    from ultravqa_ray.cli.train import _SHORTCUTS
 
     args = build_parser().parse_args(["train", "aso", "--model", "m", "--manifest", "x.jsonl", "--workers", "2",
                                       "--reference", "r.parquet", "--set", "aso.beta=0.05"])  # fmt: skip
-    overrides = [f"objective={args.objective}", *shortcut_overrides(args, [k for _, k, _ in _SHORTCUTS]), *args.overrides]
-    cfg = TrainConfig.load(ROOT / "jobs/configs/aso.yaml", overrides)
+    args.config = ROOT / "jobs/configs/aso.yaml"
+    cfg = load_config(TrainConfig, args, _SHORTCUTS, first=[f"objective={args.objective}"])
     assert (cfg.objective, cfg.model.name_or_path, cfg.workers, cfg.aso.beta) == ("aso", "m", 2, 0.05)
     assert cfg.data.reference == "r.parquet"
 

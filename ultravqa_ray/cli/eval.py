@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from ultravqa_ray.cli.train import add_config_arguments, shortcut_overrides
+from ultravqa_ray.cli._config import add_config_arguments, load_config
 
 _SHORTCUTS = (
     ("--model", "model.name_or_path", "model folder"),
@@ -23,9 +23,7 @@ def register(sub) -> None:
         "SRCC, PLCC, KRCC and calibration per dimension and overall (or the correlations with MOS), "
         "and write OUT/metrics.json, OUT/index.html and OUT/plots/. Bad videos are counted and skipped.",
     )
-    add_config_arguments(p, "EvalConfig")
-    for flag, key, help_text in _SHORTCUTS:
-        p.add_argument(flag, dest=key, metavar=key.split(".")[-1].upper(), help=f"{help_text} (sets {key})")
+    add_config_arguments(p, "EvalConfig", _SHORTCUTS)
     p.set_defaults(func=run)
 
 
@@ -33,7 +31,7 @@ def run(args) -> int:
     from ultravqa_ray.train.config import EvalConfig
     from ultravqa_ray.train.evaluate import evaluate
 
-    config = EvalConfig.load(args.config, [*shortcut_overrides(args, [k for _, k, _ in _SHORTCUTS]), *args.overrides])
+    config = load_config(EvalConfig, args, _SHORTCUTS)
     outcome = evaluate(config)
     print(outcome.ingest.summary(), file=sys.stderr)
     print(outcome.metrics_json)

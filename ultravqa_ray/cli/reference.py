@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from ultravqa_ray.cli.train import add_config_arguments, shortcut_overrides
+from ultravqa_ray.cli._config import add_config_arguments, load_config
 
 _SHORTCUTS = (
     ("--model", "model.name_or_path", "the SFT model folder"),
@@ -20,9 +20,7 @@ def register(sub) -> None:
         description="Score the training set once with the frozen SFT model in a Ray Data actor pool and "
         "store pi_ref beside the data, so that ASO never runs the reference model in its loop.",
     )
-    add_config_arguments(p, "ReferenceConfig")
-    for flag, key, help_text in _SHORTCUTS:
-        p.add_argument(flag, dest=key, metavar=key.split(".")[-1].upper(), help=f"{help_text} (sets {key})")
+    add_config_arguments(p, "ReferenceConfig", _SHORTCUTS)
     p.set_defaults(func=run)
 
 
@@ -30,7 +28,7 @@ def run(args) -> int:
     from ultravqa_ray.train.config import ReferenceConfig
     from ultravqa_ray.train.reference import reference_pass
 
-    config = ReferenceConfig.load(args.config, [*shortcut_overrides(args, [k for _, k, _ in _SHORTCUTS]), *args.overrides])
+    config = load_config(ReferenceConfig, args, _SHORTCUTS)
     result = reference_pass(config)
     print(result.ingest.summary(), file=sys.stderr)
     print(result.path)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
-from pathlib import Path
+
+from ultravqa_ray.cli._config import add_config_arguments, load_config
 
 _SHORTCUTS = (
     ("--model", "model.name_or_path", "starting checkpoint folder (for aso/grpo: the SFT model)"),
@@ -15,13 +16,6 @@ _SHORTCUTS = (
     ("--workers", "workers", "number of Ray Train workers"),
     ("--epochs", "epochs", "passes over the data"),
 )
-
-
-def add_config_arguments(p, what: str) -> None:
-    """``--config FILE``, repeatable ``--set key=value`` and the shortcut flags."""
-    p.add_argument("--config", type=Path, help=f"YAML file with {what} fields (e.g. jobs/configs/*.yaml)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a field with a dotted key, e.g. --set data.decode.num_frames=16 (repeatable)")  # fmt: skip
 
 
 def register(sub) -> None:
@@ -39,22 +33,15 @@ def register(sub) -> None:
         ("grpo", "GRPO baseline (sampling) on the same plumbing"),
     ):
         p = objectives.add_parser(name, help=text, description=text)
-        add_config_arguments(p, "TrainConfig")
-        for flag, key, help_text in _SHORTCUTS:
-            p.add_argument(flag, dest=key, metavar=key.split(".")[-1].upper(), help=f"{help_text} (sets {key})")
+        add_config_arguments(p, "TrainConfig", _SHORTCUTS)
         p.set_defaults(func=run)
-
-
-def shortcut_overrides(args, keys) -> list[str]:
-    return [f"{key}={getattr(args, key)}" for key in keys if getattr(args, key, None) is not None]
 
 
 def run(args) -> int:
     from ultravqa_ray.train.config import TrainConfig
     from ultravqa_ray.train.trainer import fit
 
-    overrides = [f"objective={args.objective}", *shortcut_overrides(args, [k for _, k, _ in _SHORTCUTS]), *args.overrides]
-    result = fit(TrainConfig.load(args.config, overrides))
+    result = fit(load_config(TrainConfig, args, _SHORTCUTS, first=[f"objective={args.objective}"]))
     print(result.ingest.summary(), file=sys.stderr)
     print(json.dumps({"model_dir": result.model_dir, "metrics": result.metrics}, default=str))
     return 0

@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from connectors.kafka import KafkaSettings, Topics
 from connectors.kafka.serde import dead_letter_for, encode_key
@@ -44,7 +44,7 @@ from connectors.kafka.source import KafkaSource
 from connectors.wire.dimensions import Dimension
 from connectors.wire.errors import ErrorKind, describe_validation_error
 from connectors.wire.messages import ModerationEvent, ScoreEvent
-from ultravqa_ray.config import Config
+from ultravqa_ray.pipelines.kafka_client import KafkaClientConfig
 
 log = logging.getLogger(__name__)
 
@@ -145,27 +145,14 @@ class ReloadingRules:
         return self.rules
 
 
-class ModerationConfig(Config):
+class ModerationConfig(KafkaClientConfig):
     """Settings of one moderation consumer (``ultravqa-ray moderate --rules FILE --config FILE``)."""
 
-    kafka: dict = Field(
-        default_factory=dict,
-        description="KafkaSettings fields; merged over the ULTRAVQA_KAFKA_* environment (file wins).",
-    )
     topics: Topics = Field(default_factory=Topics, description="Scores in, moderation and dead letters out.")
     group_id: str = Field("ultravqa-moderate", min_length=1, description="Consumer group of the moderators.")
     max_batch: int = Field(64, ge=1, description="Score events handled per poll.")
     poll_timeout_s: float = Field(0.5, gt=0, description="Longest wait for new records when idle.")
     reload_interval_s: float = Field(1.0, gt=0, description="How often the rules file's mtime is checked.")
-
-    @field_validator("kafka")
-    @classmethod
-    def _kafka_fields(cls, value: dict) -> dict:
-        KafkaSettings.model_validate(value)  # unknown or malformed fields fail at load, by name
-        return value
-
-    def kafka_settings(self) -> KafkaSettings:
-        return KafkaSettings.from_env(**self.kafka)
 
 
 class Moderator:

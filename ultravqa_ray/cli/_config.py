@@ -1,0 +1,28 @@
+"""Config-file commands: ``--config FILE``, repeatable ``--set key=value`` and shortcut flags.
+
+A shortcut is ``(flag, dotted key, help)``: ``--model PATH`` is ``--set model.name_or_path=PATH``.
+Precedence: the YAML file, then shortcuts, then ``--set`` (last wins).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+Shortcut = tuple[str, str, str]
+
+
+def add_config_arguments(p, what: str, shortcuts: Sequence[Shortcut] = ()) -> None:
+    """Add ``--config``, ``--set`` and one flag per shortcut to the parser ``p``."""
+    p.add_argument("--config", type=Path, help=f"YAML file with {what} fields (e.g. jobs/configs/*.yaml)")
+    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                   help="override a field with a dotted key, e.g. --set data.decode.num_frames=16 (repeatable)")  # fmt: skip
+    for flag, key, help_text in shortcuts:
+        p.add_argument(flag, dest=key, metavar=key.split(".")[-1].upper(), help=f"{help_text} (sets {key})")
+
+
+def load_config(config_class: Any, args, shortcuts: Sequence[Shortcut], *, first: Sequence[str] = ()):
+    """``config_class.load`` of ``--config`` with ``first``, the shortcuts given, then ``--set``."""
+    given = [f"{key}={getattr(args, key)}" for _, key, _ in shortcuts if getattr(args, key, None) is not None]
+    return config_class.load(args.config, [*first, *given, *args.overrides])
