@@ -6,9 +6,10 @@ Everything runs here, with the untrained tiny Qwen2.5-VL model (8 frames of 64x6
 clips (128x128, 3 s, cached in bench/out/serve-corpus):
 
 1. plain loop: ``ReplicaScorer`` (the Scorer's own decode + infer code) in this process, chunks of 8;
-2. Kafka + Serve at saturation: every upload published at once, the bridge (max 32 in flight) feeding
-   one Scorer replica (batch 8), throughput from first produce to last score event, and the
-   overhead against (1) (target <= 20%);
+2. Kafka + Serve at saturation: every upload published at once, the bridge (max 32 in flight, chunks
+   of up to 8 uploads per Serve request) feeding one Scorer replica (batch 8), throughput from first
+   produce to last score event, and the overhead against (1) (target <= 20%); then the same with one
+   Serve request per upload (``records_per_call: 1``);
 3. half saturation: uploads paced at half of (2)'s rate; p50 / p99 produce-to-score latency (target
    p99 < 2x p50);
 4. ``@serve.batch`` batch 8 against batch 1 (throughput at saturation);
@@ -58,7 +59,7 @@ def serve_config(cache: Path, *, batch: int = 8, decode_in: str = "scorer", auto
     scorer = {"num_cpus": 2, "batching": {"max_batch_size": batch, "batch_wait_timeout_s": 0.01},
               "max_ongoing_requests": 32}  # fmt: skip
     if autoscale:
-        scorer.update(num_cpus=1, autoscaling={"min_replicas": 1, "max_replicas": 2, "target_ongoing_requests": 4,
+        scorer.update(num_cpus=1, autoscaling={"min_replicas": 1, "max_replicas": 2, "target_ongoing_requests": 1,
                                                "upscale_delay_s": 1, "metrics_interval_s": 0.25,
                                                "look_back_period_s": 1})  # fmt: skip
     else:
@@ -118,7 +119,8 @@ class Collector(threading.Thread):
             time.sleep(0.05)
 
 
-def stream_run(settings, uris, n: int, rate: float | None = None, on_start=None) -> tuple[float, list[float]]:
+def stream_run(settings, uris, n: int, rate: float | None = None, on_start=None,
+               records_per_call: int = 8) -> tuple[float, list[float]]:
     """Publish ``n`` uploads (all at once, or ``rate`` a second) through the bridge; (throughput, latencies ms)."""
     from ultravqa_ray.pipelines.serve_client import HandleClient, ScorerTargetConfig
     from ultravqa_ray.pipelines.stream import Bridge, StreamConfig
@@ -127,6 +129,7 @@ def stream_run(settings, uris, n: int, rate: float | None = None, on_start=None)
     topics = Topics(uploads=f"b{tag}-up", scores=f"b{tag}-sc", dead_letters=f"b{tag}-dl", moderation=f"b{tag}-mo")
     ensure_topics(settings, topics.all(), partitions=2)
     config = StreamConfig(topics=topics, group_id=f"bench-{tag}", max_in_flight=32, poll_timeout_s=0.05,
+                          records_per_call=records_per_call,
                           scorer=ScorerTargetConfig(ray_address=None, app_name=APP))  # fmt: skip
     bridge = Bridge(config, HandleClient(config.scorer), settings=settings)
     stop = threading.Event()
@@ -216,6 +219,9 @@ def main() -> None:
         rows.append(("Kafka + Serve at saturation (batch 8)", f"{sat_vps:7.1f} videos/s"))
         rows.append(("  overhead vs threaded plain loop (target <= 20%)", f"{(1 - sat_vps / loop_vps) * 100:6.1f} %"))
         rows.append(("  latency p50 / p99 at saturation", f"{pct(sat_lat, .5):.0f} / {pct(sat_lat, .99):.0f} ms"))
+        one_vps, _ = stream_run(settings, uris, args.uploads, records_per_call=1)
+        rows.append(("Kafka + Serve, one Serve request per upload", f"{one_vps:7.1f} videos/s"))
+        rows.append(("  chunks of 8 / one per upload", f"{sat_vps / one_vps:6.2f} x"))
         half = sat_vps / 2
         n_half = max(40, int(half * 20))
         _, half_lat = stream_run(settings, uris, n_half, rate=half)

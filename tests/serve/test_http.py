@@ -109,6 +109,25 @@ def test_scorer_batches_and_reconfigure_retunes_it_live(serve_app, good_clip):
     serve.run(build_application(serve_app), name=APP, route_prefix="/score-test")  # back for other tests
 
 
+def test_score_many_answers_each_upload_in_order_and_shares_forwards(serve_app, good_clip, allowed_dir):
+    """The bridge's chunk request: one outcome per upload, in order, bad ones failed; good ones batched."""
+    from ray import serve
+
+    from connectors.wire.messages import UploadEvent
+
+    handle = serve.get_deployment_handle("Scorer", APP)
+    uris = [good_clip, allowed_dir / "many-missing.mp4", good_clip, good_clip, good_clip]
+    uploads = [UploadEvent(video_id=f"m{i}", uri=str(u), event_time="2026-01-01T00:00:00Z") for i, u in enumerate(uris)]
+    before = handle.stats.remote().result()
+    outcomes = handle.score_many.remote(uploads).result()
+    after = handle.stats.remote().result()
+    assert [o.ok for o in outcomes] == [True, False, True, True, True]
+    assert [o.event.video_id for o in outcomes if o.ok] == ["m0", "m2", "m3", "m4"]
+    assert outcomes[1].error_kind.value == "not_found" and "many-missing.mp4" in outcomes[1].error
+    assert after["videos"] - before["videos"] == 4
+    assert after["forwards"] - before["forwards"] == 1  # decoded first, then one forward (batch of 4)
+
+
 def test_project_counters_reach_rays_prometheus_endpoint(route, good_clip, serve_app):
     """scored / dead-lettered by kind / latency histogram, exported by the node's metrics agent."""
     import time

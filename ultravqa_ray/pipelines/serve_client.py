@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from typing import Literal, Protocol
 
 from pydantic import Field
@@ -39,6 +41,8 @@ class ScorerTargetConfig(Config):
 class ScorerClient(Protocol):
     def score(self, upload: UploadEvent) -> ScoreOutcome: ...
 
+    def score_many(self, uploads: list[UploadEvent]) -> list[ScoreOutcome]: ...
+
     def ping(self) -> None: ...
 
 
@@ -57,6 +61,13 @@ class HandleClient:
     def score(self, upload: UploadEvent) -> ScoreOutcome:
         return self._handle.score.remote(upload).result(timeout_s=self._timeout_s)
 
+    def score_many(self, uploads: list[UploadEvent]) -> list[ScoreOutcome]:
+        """One Serve request for the lot (``Scorer.score_many``); one outcome per upload, in order."""
+        outcomes = self._handle.score_many.remote(uploads).result(timeout_s=self._timeout_s)
+        if len(outcomes) != len(uploads):  # a wrong answer is an infrastructure fault: the bridge retries
+            raise RuntimeError(f"Scorer answered {len(outcomes)} outcomes for {len(uploads)} uploads")
+        return outcomes
+
     def ping(self) -> None:
         self._handle.model_ref.remote().result(timeout_s=self._timeout_s)
 
@@ -67,9 +78,22 @@ class HttpClient:
     def __init__(self, config: ScorerTargetConfig) -> None:
         import requests
 
-        self._session = requests.Session()
+        self._requests = requests
+        self._local = threading.local()  # one Session per thread: Session is not thread-safe
         self._base = config.url.rstrip("/")
         self._timeout_s = config.request_timeout_s
+        self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="http-score")
+
+    @property
+    def _session(self):
+        session = getattr(self._local, "session", None)
+        if session is None:
+            session = self._local.session = self._requests.Session()
+        return session
+
+    def score_many(self, uploads: list[UploadEvent]) -> list[ScoreOutcome]:
+        """The route takes one upload per request: POST them concurrently (up to 8 at a time)."""
+        return list(self._pool.map(self.score, uploads))
 
     def score(self, upload: UploadEvent) -> ScoreOutcome:
         reply = self._session.post(

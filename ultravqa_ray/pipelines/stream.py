@@ -3,6 +3,8 @@
 A consumer group on the uploads topic feeds the Scorer deployment. Work in flight is bounded
 (``max_in_flight``): when it is full the consumer is paused (it stays in the group, fetches
 nothing) until answers come back, so a slow Scorer slows the bridge instead of filling its memory.
+Records polled together go to the Scorer in chunks of up to ``records_per_call`` (one
+``Scorer.score_many`` request each): Serve's per-request cost is paid per chunk, not per upload.
 Answers are written as they come (score event -> scores topic, failure -> dead-letter topic with
 the original bytes), and offsets are committed only after the producer acknowledged them, and only
 up to the lowest record still open in each partition (:mod:`.commits`). So every input ends as
@@ -24,7 +26,7 @@ import time
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from connectors.kafka import KafkaSettings, Topics
 from connectors.kafka.serde import dead_letter_for, decode_upload, encode_key
@@ -32,40 +34,30 @@ from connectors.kafka.sink import KafkaSink, OutgoingRecord
 from connectors.kafka.source import ConsumedRecord, KafkaSource
 from connectors.wire.errors import ErrorKind, ProcessingError
 from connectors.wire.messages import UploadEvent
-from ultravqa_ray.config import Config
 from ultravqa_ray.pipelines.commits import CommitTracker
+from ultravqa_ray.pipelines.kafka_client import KafkaClientConfig
 from ultravqa_ray.pipelines.serve_client import ScorerClient, ScorerTargetConfig
 from ultravqa_ray.serve.outcome import ScoreOutcome
 
 log = logging.getLogger(__name__)
 
 
-class StreamConfig(Config):
+class StreamConfig(KafkaClientConfig):
     """Settings of one bridge process (``ultravqa-ray stream --config FILE``)."""
 
-    kafka: dict = Field(
-        default_factory=dict,
-        description="KafkaSettings fields; merged over the ULTRAVQA_KAFKA_* environment (file wins).",
-    )
     topics: Topics = Field(default_factory=Topics, description="Input, output and dead-letter topic names.")
     group_id: str = Field("ultravqa-stream", min_length=1, description="Consumer group of all bridge replicas.")
     scorer: ScorerTargetConfig = Field(default_factory=ScorerTargetConfig, description="Where the Scorer is.")
     max_in_flight: int = Field(
         32, ge=1, le=4096, description="Records sent to the Scorer and not yet answered (back-pressure bound)."
     )
+    records_per_call: int = Field(
+        8, ge=1, le=256, description="Most uploads sent to the Scorer in one request (Scorer.score_many)."
+    )
     poll_timeout_s: float = Field(0.5, gt=0, description="Longest wait for new records when idle.")
     max_attempts: int = Field(8, ge=1, description="Tries per record on infrastructure errors before 'internal'.")
     retry_backoff_s: float = Field(0.5, gt=0, description="First retry delay; doubles per try, capped at 5 s.")
     drain_timeout_s: float = Field(30.0, ge=0, description="On stop, how long to wait for records in flight.")
-
-    @field_validator("kafka")
-    @classmethod
-    def _kafka_fields(cls, value: dict) -> dict:
-        KafkaSettings.model_validate(value)  # unknown or malformed fields fail at load, by name
-        return value
-
-    def kafka_settings(self) -> KafkaSettings:
-        return KafkaSettings.from_env(**self.kafka)
 
 
 @dataclass
@@ -122,7 +114,8 @@ class Bridge:
         if not self._wait_for_scorer(stop):
             return self.stats
         tracker = CommitTracker()
-        pending: dict[Future, ConsumedRecord] = {}
+        pending: dict[Future, list[ConsumedRecord]] = {}  # one Scorer call -> the records it scores
+        in_flight = 0
         paused = False
         with (
             KafkaSource(self._settings, [cfg.topics.uploads], cfg.group_id, max_poll_records=cfg.max_in_flight) as source,
@@ -133,7 +126,7 @@ class Bridge:
             log.info("bridge %s: %s -> %s / %s", cfg.group_id, cfg.topics.uploads, cfg.topics.scores, cfg.topics.dead_letters)
             while not stop.is_set():
                 self.last_loop = time.monotonic()
-                room = cfg.max_in_flight - len(pending)
+                room = cfg.max_in_flight - in_flight
                 if room > 0 and paused:
                     source.resume()
                     paused = False
@@ -144,18 +137,24 @@ class Bridge:
                 if room <= 0:
                     source.poll(0.0, 1)  # keeps the group session moving while paused (returns nothing)
                 done: list[tuple[ConsumedRecord, ScoreOutcome]] = []
+                ready: list[tuple[ConsumedRecord, UploadEvent]] = []
                 for record in records:
                     self.stats.consumed += 1
                     tracker.started(record)
                     try:
-                        upload = decode_upload(record.value)
+                        ready.append((record, decode_upload(record.value)))
                     except ProcessingError as exc:
                         done.append((record, ScoreOutcome.failed(exc)))
-                        continue
-                    pending[pool.submit(self._score, upload)] = record
+                for start in range(0, len(ready), cfg.records_per_call):
+                    chunk = ready[start : start + cfg.records_per_call]
+                    pending[pool.submit(self._score_chunk, [upload for _, upload in chunk])] = [r for r, _ in chunk]
+                    in_flight += len(chunk)
                 if pending:
                     finished, _ = wait(list(pending), timeout=0 if records or done else 0.2, return_when=FIRST_COMPLETED)
-                    done += [(pending.pop(f), f.result()) for f in finished]
+                    for future in finished:
+                        chunk_records = pending.pop(future)
+                        in_flight -= len(chunk_records)
+                        done += zip(chunk_records, future.result(), strict=True)
                 if done:
                     self._write(sink, source, tracker, done)
             self._drain(sink, source, tracker, pending)
@@ -180,31 +179,38 @@ class Bridge:
     def _drain(self, sink, source, tracker, pending) -> None:
         if not pending:
             return
-        log.info("draining %d records in flight (up to %.0fs)", len(pending), self.config.drain_timeout_s)
+        count = sum(len(records) for records in pending.values())
+        log.info("draining %d records in flight (up to %.0fs)", count, self.config.drain_timeout_s)
         finished, unfinished = wait(list(pending), timeout=self.config.drain_timeout_s)
         self._abort.set()
-        done = [(pending.pop(f), f.result()) for f in finished]
+        done = [pair for f in finished for pair in zip(pending.pop(f), f.result(), strict=True)]
         if done:
             self._write(sink, source, tracker, done)
         if unfinished:
-            log.warning("%d records left uncommitted; they will be re-delivered", len(unfinished))
+            left = sum(len(pending[f]) for f in unfinished)
+            log.warning("%d records left uncommitted; they will be re-delivered", left)
 
-    def _score(self, upload: UploadEvent) -> ScoreOutcome:
-        """One answer for one upload; infrastructure errors are retried (runs in a pool thread)."""
+    def _score_chunk(self, uploads: list[UploadEvent]) -> list[ScoreOutcome]:
+        """One answer per upload, in order; infrastructure errors retry the chunk (in a pool thread).
+
+        A retried chunk is scored again as a whole; nothing of it was written yet, so no duplicate.
+        """
         cfg = self.config
         delay = cfg.retry_backoff_s
         for attempt in range(1, cfg.max_attempts + 1):
             try:
-                return self._client.score(upload)
+                return self._client.score_many(uploads)
             except Exception as exc:  # a replica died, Serve is restarting, a timeout: try again
                 if attempt == cfg.max_attempts or self._abort.is_set():
-                    return ScoreOutcome(
+                    failed = ScoreOutcome(
                         error_kind=ErrorKind.INTERNAL,
                         error=f"scorer failed {attempt} time(s), last: {type(exc).__name__}: {exc}"[:2000],
                     )
+                    return [failed] * len(uploads)
                 self.stats.retries += 1
-                log.warning("scoring %s failed (%s: %s); retry %d in %.1fs", upload.video_id,
-                            type(exc).__name__, str(exc).splitlines()[0][:200] if str(exc) else "", attempt, delay)  # fmt: skip
+                log.warning("scoring %d upload(s) from %s failed (%s: %s); retry %d in %.1fs", len(uploads),
+                            uploads[0].video_id, type(exc).__name__,
+                            str(exc).splitlines()[0][:200] if str(exc) else "", attempt, delay)  # fmt: skip
                 if self._abort.wait(delay):
                     continue
                 delay = min(delay * 2, 5.0)

@@ -45,7 +45,7 @@ class AutoscalingConfig(Config):
     max_replicas: int = Field(2, ge=1, description="Most replicas.")
     initial_replicas: int | None = Field(None, ge=0, description="Replicas at deploy time (min when unset).")
     target_ongoing_requests: float = Field(
-        8, gt=0, description="Ongoing requests per replica the autoscaler aims at (about 1 batch)."
+        2, gt=0, description="Ongoing requests per replica the autoscaler aims at (a bridge request is a chunk)."
     )
     upscale_delay_s: float = Field(2.0, ge=0, description="Load must stay high this long before scaling up.")
     downscale_delay_s: float = Field(30.0, ge=0, description="Load must stay low this long before scaling down.")

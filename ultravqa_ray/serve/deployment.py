@@ -1,16 +1,19 @@
 """The Scorer deployment (model in the replica, ``@serve.batch`` inference) and the optional Decoder.
 
-A request is one upload event. The Scorer decodes it (in a worker thread, so many decodes overlap
-while the model runs; or, with ``decode_in: decoder``, by calling the separate CPU Decoder
-deployment), then awaits :meth:`Scorer.infer`, a ``@serve.batch`` method that scores up to
-``max_batch_size`` decoded videos in one forward. Batch size and wait time come from the
-deployment's ``user_config`` through :meth:`Scorer.reconfigure`, so editing them in the YAML
-retunes live replicas without a restart.
+A request is one upload event (:meth:`Scorer.score`: the HTTP route) or a list of them
+(:meth:`Scorer.score_many`: the Kafka bridge's chunks, one Serve request for several uploads).
+The Scorer decodes each (in a worker thread, so many decodes overlap while the model runs; or,
+with ``decode_in: decoder``, by calling the separate CPU Decoder deployment), then awaits
+:meth:`Scorer.infer`, a ``@serve.batch`` method that scores up to ``max_batch_size`` decoded
+videos in one forward. Batch size and wait time come from the deployment's ``user_config``
+through :meth:`Scorer.reconfigure`, so editing them in the YAML retunes live replicas without a
+restart.
 
 Health: :meth:`Scorer.check_health` fails when the model is not loaded; Serve then replaces the
-replica (a replica that stops answering altogether fails the check by timing out). Drain: on shutdown Serve stops routing to the replica and waits up
-to ``graceful_shutdown_timeout_s`` for ongoing requests; anything cut off is retried by the caller
-(the Kafka bridge re-sends, and never commits an unanswered record).
+replica (a replica that stops answering altogether fails the check by timing out). Drain: on
+shutdown Serve stops routing to the replica and waits up to ``graceful_shutdown_timeout_s`` for
+ongoing requests; anything cut off is retried by the caller (the Kafka bridge re-sends, and never
+commits an unanswered record).
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ import asyncio
 import logging
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import NamedTuple
 
 from ray import serve
 
@@ -32,6 +36,15 @@ from ultravqa_ray.serve.scoring import InferItem, ReplicaScorer
 from ultravqa_ray.video import DecodeConfig, DecodedVideo, decode_uri
 
 log = logging.getLogger(__name__)
+
+
+class _Decoded(NamedTuple):
+    """One upload after the decode step: its frames or the input error, and when it arrived."""
+
+    upload: UploadEvent
+    decoded: DecodedVideo | ProcessingError
+    received: float  # time.perf_counter()
+    decode_ms: float
 
 
 @serve.deployment(name="Scorer")
@@ -71,16 +84,33 @@ class Scorer:
 
     async def score(self, upload: UploadEvent) -> ScoreOutcome:
         """Decode and score one upload; bad inputs come back as a failed outcome, never raised."""
+        return await self._infer_one(await self._decode_one(upload))
+
+    async def score_many(self, uploads: list[UploadEvent]) -> list[ScoreOutcome]:
+        """Score several uploads in one request (the Kafka bridge's chunks): one outcome each, in order.
+
+        One request instead of one per upload spares Serve's per-request cost (routing, pickling,
+        queueing), which is most of the work for a small model. All decodes run first, so the
+        videos reach :meth:`infer` together and share forwards.
+        """
+        decoded = await asyncio.gather(*(self._decode_one(upload) for upload in uploads))
+        return list(await asyncio.gather(*(self._infer_one(step) for step in decoded)))
+
+    async def _decode_one(self, upload: UploadEvent) -> _Decoded:
         received = time.perf_counter()
         try:
-            decoded = await self._decode(upload)
+            decoded: DecodedVideo | ProcessingError = await self._decode(upload)
         except ProcessingError as exc:
-            self._metrics.record_failed(exc.kind)
-            return ScoreOutcome.failed(exc)
-        decode_ms = (time.perf_counter() - received) * 1000
+            decoded = exc
+        return _Decoded(upload, decoded, received, (time.perf_counter() - received) * 1000)
+
+    async def _infer_one(self, step: _Decoded) -> ScoreOutcome:
+        upload, decoded, received, decode_ms = step
+        if isinstance(decoded, ProcessingError):
+            self._metrics.record_failed(decoded.kind)
+            return ScoreOutcome.failed(decoded)
         t0 = time.perf_counter()
-        item = InferItem(decoded, upload.requested_dimensions(), upload.want_rationale)
-        scores = await self.infer(item)
+        scores = await self.infer(InferItem(decoded, upload.requested_dimensions(), upload.want_rationale))
         if isinstance(scores, ProcessingError):
             self._metrics.record_failed(scores.kind)
             return ScoreOutcome.failed(scores)
