@@ -253,7 +253,8 @@ def main() -> None:
 
             watcher = threading.Thread(target=watch, daemon=True)
             watcher.start()
-            stream_run(settings, uris, args.uploads * 2, on_start=lambda: stamps.setdefault("start", time.time()))
+            # long enough a step (~20 s at saturation) for the autoscaler to act before it ends
+            stream_run(settings, uris, args.uploads * 6, on_start=lambda: stamps.setdefault("start", time.time()))
             watcher_stop.set()
             scaled = stamps.get("scaled")
             rows.append(("autoscaling 1 -> 2 replicas after a load step",
