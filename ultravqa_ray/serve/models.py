@@ -1,8 +1,8 @@
 """Resolve the ``model`` setting to a checkpoint folder, and to the decode settings it expects.
 
 - ``default``: the project's trained default model (``ultravqa_ray.train.default_model.
-  ensure_default_model``: trained on first use by the SFT and ASO jobs on a synthetic corpus, then
-  cached under ``cache_dir``);
+  ensure_default_model``: the checkpoint the SFT and ASO jobs produced on a synthetic corpus,
+  shipped in the package; retrained into ``cache_dir`` only when its recipe stamp is stale);
 - ``tiny`` / ``tiny:<arch>``: an untrained tiny model of the real class, built offline in
   milliseconds (tests, benchmarks, plumbing: its scores mean nothing);
 - anything else: a checkpoint folder or hub name, used as given. A folder may carry the decode

@@ -6,7 +6,7 @@
 - :mod:`.trainer`: ``fit(config)``: TorchTrainer, FailureConfig, resume, HF checkpoints.
 - :mod:`.reference`: the pi_ref pass (Ray Data actor pool with the frozen SFT model).
 - :mod:`.evaluate`: manifest or MOS CSV -> metrics.json + report.
-- :mod:`.default_model`: the small model the demo trains on first use.
+- :mod:`.default_model`: the small model the demo scores with (shipped; its recipe reruns the jobs).
 
 Importing this package does not import Ray or transformers.
 """

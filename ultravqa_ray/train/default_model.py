@@ -1,12 +1,20 @@
-"""The small default model the demo scores with, trained on first use by the project's own jobs.
+"""The small default model the demo scores with, produced by the project's own jobs and shipped.
 
 ``ensure_default_model(cache_dir)`` returns a model folder loadable by
-``ScorerModel(ModelConfig(name_or_path=...))``. When ``cache_dir`` holds a model whose stamp
-matches :data:`DEFAULT_MODEL_RECIPE`, it is returned at once; otherwise the recipe runs with the
-same functions as the jobs, on a local Ray (one worker): synthetic corpus -> SFT -> reference
-pass -> ASO -> evaluation on a held-out synthetic split (another seed). Beside the model:
-``recipe.json`` (the recipe and its hash), ``decode.yaml`` (the DecodeConfig the model expects:
-score with :func:`load_decode_config`), ``metrics.json`` (held-out metrics after SFT and ASO).
+``ScorerModel(ModelConfig(name_or_path=...))``:
+
+1. the checkpoint shipped in the package (:data:`SHIPPED_DIR`), when its stamp matches
+   :data:`DEFAULT_MODEL_RECIPE`: no training, no download;
+2. else a model in ``cache_dir`` whose stamp matches;
+3. else the recipe runs now, with the same functions as the jobs, on a local Ray (one worker):
+   synthetic corpus -> SFT -> reference pass -> ASO -> evaluation on a held-out synthetic split
+   (another seed), and the result is cached in ``cache_dir``.
+
+The shipped checkpoint is step 3's output, reproduced with
+``ultravqa-ray model default --out ultravqa_ray/assets/default-model`` (a test fails when the recipe
+changes and it is not rebuilt). Beside the model: ``recipe.json`` (the recipe and its hash),
+``decode.yaml`` (the DecodeConfig the model expects: score with :func:`load_decode_config`),
+``metrics.json`` (held-out metrics after SFT and after ASO, and the wall time of the run).
 """
 
 from __future__ import annotations
@@ -36,18 +44,24 @@ STAMP = "recipe.json"
 DECODE_FILE = "decode.yaml"
 METRICS_FILE = "metrics.json"
 
+#: The recipe's output, shipped in the package so that the demo's first run needs no training.
+SHIPPED_DIR = Path(__file__).resolve().parents[1] / "assets" / "default-model"
+
 #: What the default model is and how it is trained; its hash is the cache stamp.
 #: ``vision_init="filters"``: a random-init vision tower cannot learn motion or sharpness cues from
 #: 400 clips in minutes (its outputs, mean-pooled by near-uniform attention, carry almost none), so
 #: the tower starts from fixed motion/detail/noise filter energies (see ``ultravqa_ray.model.tiny``),
 #: a stand-in for a pretrained tower; ``init_std`` 0.1 so the language model passes them on at all.
+#: Frames of 112x112 (64x64 before): the processor then keeps 8x8 patches of 14 px instead of
+#: resizing to 56x56, where blur, noise and down-scaling of the 128x128 clips are mostly gone.
 DEFAULT_MODEL_RECIPE: dict[str, Any] = {
+    "revision": 2,  # bump when code the recipe runs changes its output (e.g. init_vision_filters)
     "arch": "qwen2_5_vl",
     "model": {"hidden_size": 64, "num_layers": 2, "vision_hidden_size": 32, "vision_layers": 2, "init_std": 0.1,
               "seed": 0, "vision_init": "filters"},  # fmt: skip
     "train_corpus": {"n": 400, "seed": 0},
-    "heldout_corpus": {"n": 120, "seed": 1},
-    "decode": {"num_frames": 8, "height": 64, "width": 64, "threads": 1},
+    "heldout_corpus": {"n": 200, "seed": 1},
+    "decode": {"num_frames": 8, "height": 112, "width": 112, "threads": 1},
     "sft": {"epochs": 8, "lr": 1e-3, "batch_size": 2, "rationale": False},
     "aso": {"epochs": 8, "lr": 1e-3, "batch_size": 2, "beta": 0.1},
 }
@@ -83,10 +97,22 @@ def _cached(cache_dir: Path) -> Path | None:
     return None
 
 
-def ensure_default_model(cache_dir: Path, *, log: Callable[[str], None] = _log_default) -> Path:
-    """The default model folder under ``cache_dir``, trained now unless cached (see module docstring)."""
-    cache_dir = Path(cache_dir)
-    found = _cached(cache_dir)
+def ensure_default_model(
+    cache_dir: Path,
+    *,
+    log: Callable[[str], None] = _log_default,
+    shipped: Path | None = SHIPPED_DIR,
+    retrain: bool = False,
+) -> Path:
+    """The default model folder: shipped, cached under ``cache_dir``, or trained now (module docstring).
+
+    ``retrain`` skips the shipped and cached models and runs the recipe into ``cache_dir``.
+    """
+    cache_dir = Path(cache_dir).expanduser().resolve()  # Ray workers run in other folders
+    if not retrain and shipped is not None and (found := _cached(shipped)) is not None:
+        log(f"default model: shipped checkpoint {found} (recipe {recipe_hash()})")
+        return found
+    found = None if retrain else _cached(cache_dir)
     if found is not None:
         log(f"default model: cached at {found} (recipe {recipe_hash()})")
         return found
@@ -109,11 +135,17 @@ def ensure_default_model(cache_dir: Path, *, log: Callable[[str], None] = _log_d
             ray.shutdown()
 
 
+def initial_model(out: Path, recipe: dict[str, Any] = DEFAULT_MODEL_RECIPE) -> Path:
+    """The recipe's starting checkpoint, built in ``out`` (the tiny model of its ``model`` settings)."""
+    from ultravqa_ray.model.tiny import build_tiny_model
+
+    return build_tiny_model(recipe["arch"], out, **recipe["model"])
+
+
 def train_default_model(
     cache_dir: Path, *, log: Callable[[str], None] = _log_default, recipe: dict[str, Any] = DEFAULT_MODEL_RECIPE
 ) -> Path:
     """Run the recipe into ``cache_dir`` (Ray must be initialised or reachable)."""
-    from ultravqa_ray.model.tiny import build_tiny_model
     from ultravqa_ray.train.evaluate import evaluate
     from ultravqa_ray.train.reference import reference_pass
     from ultravqa_ray.train.trainer import fit
@@ -126,7 +158,7 @@ def train_default_model(
     log(f"default model: synthesising {recipe['train_corpus']['n']} + {recipe['heldout_corpus']['n']} clips")
     train_manifest = generate_corpus(work / "train", SynthConfig(workers=2, **recipe["train_corpus"]))
     heldout_manifest = generate_corpus(work / "heldout", SynthConfig(workers=2, **recipe["heldout_corpus"]))
-    init = build_tiny_model(recipe["arch"], work / "init", **recipe["model"])
+    init = initial_model(work / "init", recipe)
     model = ModelConfig(name_or_path=str(init), device="cpu", dtype="float32")
     sft_cfg, aso_cfg = recipe["sft"], recipe["aso"]
     data = DataConfig(manifest=str(train_manifest), decode=decode, rationale=sft_cfg["rationale"])
