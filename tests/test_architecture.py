@@ -25,6 +25,7 @@ CORE_LAYERS = {
     "model": 3,
     "losses": 3,
     "metrics": 3,
+    "events": 4,
     "train": 4,
     "serve": 4,
     "pipelines": 5,
