@@ -13,9 +13,11 @@ from typing import Any
 Shortcut = tuple[str, str, str]
 
 
-def add_config_arguments(p, what: str, shortcuts: Sequence[Shortcut] = ()) -> None:
+def add_config_arguments(
+    p, what: str, shortcuts: Sequence[Shortcut] = (), *, example: str = "jobs/configs/*.yaml"
+) -> None:
     """Add ``--config``, ``--set`` and one flag per shortcut to the parser ``p``."""
-    p.add_argument("--config", type=Path, help=f"YAML file with {what} fields (e.g. jobs/configs/*.yaml)")
+    p.add_argument("--config", type=Path, help=f"YAML file with {what} fields (e.g. {example})")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                    help="override a field with a dotted key, e.g. --set data.decode.num_frames=16 (repeatable)")  # fmt: skip
     for flag, key, help_text in shortcuts:

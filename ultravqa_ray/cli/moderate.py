@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ultravqa_ray.cli._config import add_config_arguments
 from ultravqa_ray.cli._service import add_probe_arguments, probes, stop_on_signals
 
 
@@ -20,9 +21,7 @@ def register(sub) -> None:
         ),
     )
     p.add_argument("--rules", type=Path, required=True, help="moderation rules YAML (serve_configs/moderation_rules.yaml)")
-    p.add_argument("--config", type=Path, help="YAML with ModerationConfig fields")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a ModerationConfig field (repeatable)")  # fmt: skip
+    add_config_arguments(p, "ModerationConfig", example="serve_configs/moderate.yaml")
     add_probe_arguments(p)
     p.set_defaults(func=run)
 

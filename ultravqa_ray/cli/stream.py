@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
+from ultravqa_ray.cli._config import add_config_arguments
 from ultravqa_ray.cli._service import add_probe_arguments, probes, stop_on_signals
 
 
@@ -20,9 +19,7 @@ def register(sub) -> None:
             "stops after draining the records in flight."
         ),
     )
-    p.add_argument("--config", type=Path, help="YAML with StreamConfig fields (see serve_configs/README.md)")
-    p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a StreamConfig field, e.g. --set max_in_flight=64 (repeatable)")  # fmt: skip
+    add_config_arguments(p, "StreamConfig", example="serve_configs/stream.yaml")
     add_probe_arguments(p)
     p.set_defaults(func=run)
 
