@@ -53,7 +53,8 @@ def corpus() -> list[str]:
     return [resolve_uri(r.uri, manifest) for r in read_manifest(manifest)]
 
 
-def serve_config(cache: Path, *, batch: int = 8, decode_in: str = "scorer", autoscale: bool = False):
+def serve_config(cache: Path, *, batch: int = 8, decode_in: str = "scorer", autoscale: bool = False,
+                 torch_threads: int | None = None):
     from ultravqa_ray.serve.config import ServeConfig
 
     scorer = {"num_cpus": 2, "batching": {"max_batch_size": batch, "batch_wait_timeout_s": 0.01},
@@ -64,8 +65,8 @@ def serve_config(cache: Path, *, batch: int = 8, decode_in: str = "scorer", auto
                                                "look_back_period_s": 1})  # fmt: skip
     else:
         scorer["num_replicas"] = 1
-    return ServeConfig.model_validate({"model": "tiny", "cache_dir": str(cache), "http": False,
-                                       "decode_in": decode_in, "scorer": scorer})  # fmt: skip
+    return ServeConfig.model_validate({"model": "tiny", "cache_dir": str(cache), "http": False, "decode_in": decode_in,
+                                       "torch_threads": torch_threads, "scorer": scorer})  # fmt: skip
 
 
 def plain_loop(replica, uris: list[str], n: int, threads: int = 0) -> float:
@@ -219,6 +220,11 @@ def main() -> None:
         rows.append(("Kafka + Serve at saturation (batch 8)", f"{sat_vps:7.1f} videos/s"))
         rows.append(("  overhead vs threaded plain loop (target <= 20%)", f"{(1 - sat_vps / loop_vps) * 100:6.1f} %"))
         rows.append(("  latency p50 / p99 at saturation", f"{pct(sat_lat, .5):.0f} / {pct(sat_lat, .99):.0f} ms"))
+        deploy(serve_config(cache, torch_threads=1))
+        t1_vps, _ = stream_run(settings, uris, args.uploads)
+        rows.append(("Kafka + Serve at saturation, torch_threads: 1", f"{t1_vps:7.1f} videos/s"))
+        rows.append(("  overhead vs threaded plain loop", f"{(1 - t1_vps / loop_vps) * 100:6.1f} %"))
+        deploy(base)
         one_vps, _ = stream_run(settings, uris, args.uploads, records_per_call=1)
         rows.append(("Kafka + Serve, one Serve request per upload", f"{one_vps:7.1f} videos/s"))
         rows.append(("  chunks of 8 / one per upload", f"{sat_vps / one_vps:6.2f} x"))

@@ -1,6 +1,6 @@
 """Training benchmark: quality after SFT and after ASO, ASO vs GRPO at equal time, throughput, time split.
 
-    python bench/bench_train.py                      # --train 1000 --heldout 300 --sft-epochs 6 ...
+    python bench/bench_train.py                      # --train 1000 --heldout 300, the recipe's epochs
 
 On a synthetic corpus (train and held-out split from different seeds), with the tiny Qwen2.5-VL
 of ultravqa_ray.train.default_model's recipe, on a local Ray:
@@ -146,7 +146,7 @@ if __name__ == "__main__":
     parser.add_argument("--train", type=int, default=1000, help="training clips (seed 0)")
     parser.add_argument("--heldout", type=int, default=300, help="held-out clips (seed 1)")
     parser.add_argument("--sft-epochs", type=int, default=DEFAULT_MODEL_RECIPE["sft"]["epochs"])
-    parser.add_argument("--aso-epochs", type=int, default=1)
+    parser.add_argument("--aso-epochs", type=int, default=DEFAULT_MODEL_RECIPE["aso"]["epochs"])
     parser.add_argument("--aso-lr", type=float, default=DEFAULT_MODEL_RECIPE["aso"]["lr"])
     parser.add_argument("--beta", type=float, default=DEFAULT_MODEL_RECIPE["aso"]["beta"])
     parser.add_argument("--work", default=str(ROOT / "bench" / "out" / "train"), help="cache folder")

@@ -90,6 +90,7 @@ def test_scorer_batches_and_reconfigure_retunes_it_live(serve_app, good_clip):
     upload = UploadEvent(video_id="b", uri=str(good_clip), event_time="2026-01-01T00:00:00Z")
     before = handle.stats.remote().result()
     assert before["max_batch_size"] == 4
+    assert before["torch_threads"] == 1  # ServeConfig.torch_threads reached the replica
 
     async def burst(n):
         return await asyncio.gather(*[handle.score.remote(upload) for _ in range(n)])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 from contextlib import contextmanager
 
 
@@ -18,3 +19,12 @@ def quiet_progress_bars() -> Iterator[None]:
     finally:
         if not was_disabled:
             hf_logging.enable_progress_bar()
+
+
+def vision_tower(model: Any) -> Any:
+    """The vision encoder of a Qwen-VL-style model (``model.model.visual`` or ``model.visual``)."""
+    for owner in (getattr(model, "model", None), model):
+        tower = getattr(owner, "visual", None) if owner is not None else None
+        if tower is not None:
+            return tower
+    raise ValueError(f"{type(model).__name__} has no vision tower at .model.visual or .visual")

@@ -114,6 +114,9 @@ class ServeConfig(Config):
     device: str = Field("auto", description="Torch device of the Scorer ('auto': cuda when visible).")
     dtype: Literal["auto", "float32", "bfloat16", "float16"] = Field("auto", description="Weight dtype.")
     max_videos_per_forward: int = Field(8, ge=1, description="Chunk size inside one batched forward.")
+    torch_threads: int | None = Field(
+        None, ge=1, description="Torch intra-op threads per replica (unset: Ray's default, the replica's num_cpus)."
+    )
     decode: DecodeConfig | None = Field(
         None, description="Frame sampling and input limits; default: what the model was trained with."
     )

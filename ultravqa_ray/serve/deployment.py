@@ -24,6 +24,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
+import torch
 from ray import serve
 
 from connectors.wire.errors import ErrorKind, ProcessingError
@@ -74,12 +75,13 @@ class Scorer:
         return self._replica.model.model_ref.model_dump()
 
     def stats(self) -> dict:
-        """This replica's batching settings and counts (tests and operators)."""
+        """This replica's batching settings, counts and torch threads (tests and operators)."""
         return {
             "replica": serve.get_replica_context().replica_tag,
             **self._batching.model_dump(),
             "forwards": self._forwards,
             "videos": self._batched,
+            "torch_threads": torch.get_num_threads(),
         }
 
     async def score(self, upload: UploadEvent) -> ScoreOutcome:

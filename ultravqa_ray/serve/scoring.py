@@ -38,6 +38,10 @@ class ReplicaScorer:
     """The model, set up once, and the decode settings it expects."""
 
     def __init__(self, config: ServeConfig) -> None:
+        if config.torch_threads is not None:
+            import torch
+
+            torch.set_num_threads(config.torch_threads)
         name_or_path = resolve_model(config.model, config.cache_dir)
         self.decode_config: DecodeConfig = config.decode or expected_decode(config.model)
         self.storage_kwargs = config.storage.open_kwargs()

@@ -79,6 +79,17 @@ class TrainConfig(Config):
     batch_size: int = Field(2, ge=1, description="Videos per worker per micro-batch (x dimensions rows).")
     grad_accum: int = Field(1, ge=1, description="Micro-batches per optimiser step.")
     lr: float = Field(1e-5, gt=0, description="Peak learning rate (AdamW).")
+    freeze_vision: bool = Field(
+        False, description="Keep the vision tower's weights fixed; train the language model only."
+    )
+    vision_lr_scale: float = Field(
+        1.0, gt=0, description="The vision tower's learning rate as a multiple of lr (e.g. 0.1 to adapt it gently)."
+    )
+    freeze: list[str] = Field(
+        default_factory=list,
+        description="Parameter-name prefixes to keep fixed, as model.named_parameters() names them "
+        "(e.g. model.visual.patch_embed); each must match at least one parameter.",
+    )
     weight_decay: float = Field(0.0, ge=0, description="AdamW weight decay.")
     warmup_ratio: float = Field(0.05, ge=0, lt=1, description="Share of steps with linear warm-up.")
     schedule: Literal["constant", "cosine"] = Field("cosine", description="Learning-rate decay after warm-up.")

@@ -26,6 +26,7 @@ from typing import Any, Protocol
 
 import torch
 
+from ultravqa_ray.model.hf_utils import vision_tower
 from ultravqa_ray.model.scorer import ScorerModel
 from ultravqa_ray.train import parallel
 from ultravqa_ray.train.checkpoint import MODEL_DIR, OPTIMIZER_FILE, read_train_state, save_checkpoint
@@ -68,6 +69,36 @@ def lr_lambda(config: TrainConfig, total_steps: int):
     return factor
 
 
+def freeze_parameters(model: torch.nn.Module, config: TrainConfig) -> None:
+    """Apply ``freeze_vision`` and the ``freeze`` prefixes (a prefix matching nothing is an error)."""
+    if config.freeze_vision:
+        vision_tower(model).requires_grad_(False)
+    names = [name for name, _ in model.named_parameters()]
+    for prefix in config.freeze:
+        matched = [name for name in names if name.startswith(prefix)]
+        if not matched:
+            raise ValueError(f"freeze prefix {prefix!r} matches no parameter of {type(model).__name__}")
+        for name, param in model.named_parameters():
+            if name.startswith(prefix):
+                param.requires_grad_(False)
+
+
+def param_groups(model: torch.nn.Module, module: torch.nn.Module, config: TrainConfig) -> list[dict[str, Any]]:
+    """AdamW groups: the language model at ``lr``, the vision tower at ``lr * vision_lr_scale``.
+
+    Read after wrapping (FSDP2 swaps parameters for sharded ones in place); frozen ones are left out.
+    """
+    if config.vision_lr_scale == 1.0:
+        return [{"params": [p for p in module.parameters() if p.requires_grad], "lr": config.lr}]
+    vision = {id(p) for p in vision_tower(model).parameters()}
+    groups = [
+        {"params": [p for p in module.parameters() if p.requires_grad and id(p) not in vision], "lr": config.lr},
+        {"params": [p for p in module.parameters() if p.requires_grad and id(p) in vision],
+         "lr": config.lr * config.vision_lr_scale},
+    ]  # fmt: skip
+    return [group for group in groups if group["params"]]
+
+
 def make_objective(config: TrainConfig, scorer: ScorerModel) -> Objective:
     if config.objective == "sft":
         return SFTObjective(with_rationale=config.data.rationale)
@@ -99,8 +130,9 @@ def run_training(config: TrainConfig, session: Session, n_rows: int) -> list[dic
         config.model.model_copy(update={"name_or_path": model_path, "device": str(device), "dtype": dtype})
     ).setup()
     scorer.model.train()
+    freeze_parameters(scorer.model, config)
     module = parallel.wrap_model(scorer.model, config.strategy, device)
-    optimizer = torch.optim.AdamW(module.parameters(), lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = torch.optim.AdamW(param_groups(scorer.model, module, config), weight_decay=config.weight_decay)
     total = config.epochs * steps_per_epoch(config, n_rows, session.world_size)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(config, total))
     if restored is not None:
