@@ -87,7 +87,8 @@ def run(args) -> None:
     decode = default_decode_config()
     data = DataConfig(manifest=str(train), decode=decode, rationale=False, cache_dir=str(work / "cache"))
     runs = work / f"runs-{int(time.time())}"
-    common = {"output_dir": str(runs), "cpus_per_worker": 1.0, "log_every": 1000, "batch_size": 2}
+    common = {"output_dir": str(runs), "cpus_per_worker": 1.0, "log_every": 1000, "batch_size": 2,
+              **recipe.get("train", {})}  # fmt: skip
     model = ModelConfig(name_or_path=str(init), device="cpu", dtype="float32")
 
     # throughput and time split first, on a fresh decode cache
