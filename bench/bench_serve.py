@@ -9,7 +9,8 @@ clips (128x128, 3 s, cached in bench/out/serve-corpus):
 2. Kafka + Serve at saturation: every upload published at once, the bridge (max 32 in flight, chunks
    of up to 8 uploads per Serve request) feeding one Scorer replica (batch 8), throughput from first
    produce to last score event, and the overhead against (1) (target <= 20%); then the same with one
-   Serve request per upload (``records_per_call: 1``);
+   torch thread in the replica (``torch_threads: 1``), and with one Serve request per upload
+   (``records_per_call: 1``);
 3. half saturation: uploads paced at half of (2)'s rate; p50 / p99 produce-to-score latency (target
    p99 < 2x p50);
 4. ``@serve.batch`` batch 8 against batch 1 (throughput at saturation);

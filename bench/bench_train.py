@@ -130,8 +130,10 @@ def run(args) -> None:
                            grpo=GRPOConfig(group_size=4, max_new_tokens=16), **common))  # fmt: skip
     results = {name: evaluate_model(m.model_dir, heldout, runs / f"eval-{name}")
                for name, m in (("sft", sft), ("aso", aso), ("grpo", grpo))}  # fmt: skip
-    print(f"\nheld-out ({args.heldout} clips) after each stage; ASO trained {aso.metrics['videos']} videos "
-          f"in {aso_train_s:.0f}s, GRPO {grpo.metrics['videos']} videos in the same time budget")  # fmt: skip
+    # metrics["videos"] is the last epoch's count; steps x batch size is the whole run's (1 worker)
+    aso_videos, grpo_videos = (m.metrics["step"] * common["batch_size"] for m in (aso, grpo))
+    print(f"\nheld-out ({args.heldout} clips) after each stage; ASO trained {aso_videos} videos "
+          f"({args.aso_epochs} epochs) in {aso_train_s:.0f}s, GRPO {grpo_videos} videos in the same time budget")  # fmt: skip
     quality_table(results)
     s, a, g = (results[k]["overall"] for k in ("sft", "aso", "grpo"))
     print(f"\nASO vs SFT: mean MAE {s['mae']:.3f} -> {a['mae']:.3f}, mean acc@0.5 {s['acc@0.5']:.3f} -> "
