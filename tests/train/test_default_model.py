@@ -50,9 +50,8 @@ def test_shipped_checkpoint_is_the_current_recipes_output(tmp_path):
     metrics = json.loads((dm.SHIPPED_DIR / dm.METRICS_FILE).read_text())  # the figures the README publishes
     per_dimension = metrics["aso"]["per_dimension"]
     assert per_dimension["motion_amplitude"]["srcc"] >= 0.7, per_dimension
-    assert per_dimension["clarity_quality"]["srcc"] >= 0.5, per_dimension  # the frozen tower keeps clarity
-    assert metrics["aso"]["overall"]["acc@0.5"] > metrics["sft"]["overall"]["acc@0.5"]  # ASO improved on its SFT start
-    assert metrics["aso"]["overall"]["mae"] <= metrics["sft"]["overall"]["mae"]
+    assert per_dimension["clarity_quality"]["srcc"] >= 0.7, per_dimension  # the frozen tower keeps clarity
+    assert metrics["aso"]["overall"]["mae"] < metrics["sft"]["overall"]["mae"]  # ASO improved on its SFT start
 
 
 def test_shipped_checkpoint_scores_unseen_clips_meaningfully(tmp_path):
@@ -81,9 +80,9 @@ def test_shipped_checkpoint_scores_unseen_clips_meaningfully(tmp_path):
     rater_mean = np.nanmean(np.where(ratings > 0, ratings, np.nan), axis=-1)
     srcc = {d.value: spearmanr(expected[:, j], rater_mean[:, j])[0] for j, d in enumerate(DIMENSIONS)}
     # 60 clips: the sampling error of SRCC is ~0.1, so the bars sit well below the held-out figures
-    # (motion amplitude ~0.9, clarity and content ~0.6, the five dimensions' mean ~0.45: see the README)
-    assert srcc["motion_amplitude"] > 0.6 and srcc["clarity_quality"] > 0.3, srcc
-    assert np.mean(list(srcc.values())) > 0.25, srcc
+    # (motion amplitude and clarity ~0.8, content ~0.7, the five dimensions' mean ~0.55: see the README)
+    assert srcc["motion_amplitude"] > 0.6 and srcc["clarity_quality"] > 0.5, srcc
+    assert np.mean(list(srcc.values())) > 0.3, srcc
 
 
 def test_decode_config_missing_is_a_clear_error(tmp_path):
