@@ -18,17 +18,24 @@ def _changed(before: dict[str, torch.Tensor], after: dict[str, torch.Tensor], pr
     return [k for k in before if k.startswith(prefix) and not torch.equal(before[k], after[k])]
 
 
+def _sft(train_corpus, tiny_model, tmp_path, run_name: str, **settings) -> TrainConfig:
+    """One in-process SFT epoch on two clips with a large step, so every trained weight moves."""
+    return TrainConfig(
+        objective="sft", model=ModelConfig(name_or_path=str(tiny_model), device="cpu"),
+        data=DataConfig(manifest=str(train_corpus), decode=DECODE), output_dir=str(tmp_path), run_name=run_name,
+        epochs=1, batch_size=1, lr=1e-2, warmup_ratio=0.0, schedule="constant", **settings,
+    )  # fmt: skip
+
+
+def _train(config: TrainConfig, rows) -> dict[str, torch.Tensor]:
+    run_training(config, LocalSession(config, rows), n_rows=len(rows))
+    return load_file(config.run_dir / "checkpoint_epoch1" / "model" / "model.safetensors")
+
+
 def test_freeze_vision_trains_the_language_model_only(train_corpus, tiny_model, tmp_path):
     torch.set_num_threads(1)
-    rows = _rows(train_corpus)[:2]
-    config = TrainConfig(
-        objective="sft", model=ModelConfig(name_or_path=str(tiny_model), device="cpu"),
-        data=DataConfig(manifest=str(train_corpus), decode=DECODE), output_dir=str(tmp_path), run_name="frozen",
-        epochs=1, batch_size=1, lr=1e-2, warmup_ratio=0.0, schedule="constant", freeze_vision=True,
-    )  # fmt: skip
-    run_training(config, LocalSession(config, rows), n_rows=len(rows))
+    after = _train(_sft(train_corpus, tiny_model, tmp_path, "frozen", freeze_vision=True), _rows(train_corpus)[:2])
     before = load_file(tiny_model / "model.safetensors")
-    after = load_file(tmp_path / "frozen" / "checkpoint_epoch1" / "model" / "model.safetensors")
     # (the checkpoint format keeps Qwen-VL's original names: visual.*, model.layers.*)
     assert any(k.startswith("visual.") for k in before), "the tiny model has a vision tower"
     assert _changed(before, after, "visual.") == []
@@ -38,14 +45,9 @@ def test_freeze_vision_trains_the_language_model_only(train_corpus, tiny_model, 
 def test_freeze_prefixes_keep_just_those_parameters(train_corpus, tiny_model, tmp_path):
     torch.set_num_threads(1)
     rows = _rows(train_corpus)[:2]
-    config = TrainConfig(
-        objective="sft", model=ModelConfig(name_or_path=str(tiny_model), device="cpu"),
-        data=DataConfig(manifest=str(train_corpus), decode=DECODE), output_dir=str(tmp_path), run_name="prefix",
-        epochs=1, batch_size=1, lr=1e-2, warmup_ratio=0.0, schedule="constant", freeze=["model.visual.patch_embed"],
-    )  # fmt: skip
-    run_training(config, LocalSession(config, rows), n_rows=len(rows))
+    config = _sft(train_corpus, tiny_model, tmp_path, "prefix", freeze=["model.visual.patch_embed"])
+    after = _train(config, rows)
     before = load_file(tiny_model / "model.safetensors")
-    after = load_file(tmp_path / "prefix" / "checkpoint_epoch1" / "model" / "model.safetensors")
     assert _changed(before, after, "visual.patch_embed.") == []
     assert _changed(before, after, "visual.blocks.") != []
 

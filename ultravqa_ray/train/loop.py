@@ -73,14 +73,12 @@ def freeze_parameters(model: torch.nn.Module, config: TrainConfig) -> None:
     """Apply ``freeze_vision`` and the ``freeze`` prefixes (a prefix matching nothing is an error)."""
     if config.freeze_vision:
         vision_tower(model).requires_grad_(False)
-    names = [name for name, _ in model.named_parameters()]
     for prefix in config.freeze:
-        matched = [name for name in names if name.startswith(prefix)]
+        matched = [param for name, param in model.named_parameters() if name.startswith(prefix)]
         if not matched:
             raise ValueError(f"freeze prefix {prefix!r} matches no parameter of {type(model).__name__}")
-        for name, param in model.named_parameters():
-            if name.startswith(prefix):
-                param.requires_grad_(False)
+        for param in matched:
+            param.requires_grad_(False)
 
 
 def param_groups(model: torch.nn.Module, module: torch.nn.Module, config: TrainConfig) -> list[dict[str, Any]]:
