@@ -23,7 +23,7 @@ from typing import Any, Literal
 from connectors.wire.dimensions import DIMENSIONS
 from ultravqa_ray.model.config import PromptConfig
 from ultravqa_ray.model.families import FAMILIES, Family
-from ultravqa_ray.model.hf_utils import quiet_progress_bars
+from ultravqa_ray.model.hf_utils import quiet_progress_bars, vision_tower
 
 SPECIAL_TOKENS = (
     "<|endoftext|>",
@@ -404,7 +404,7 @@ def init_vision_filters(model: Any, n: int = 3, gain: float = 4.0, norm_gain: fl
     """
     import torch
 
-    visual = model.model.visual
+    visual = vision_tower(model)
     weight = visual.patch_embed.proj.weight  # (C_out, 3, T, P, P)
     bank = vision_filter_bank(weight.shape[-1], weight.shape[2], n)
     channels = weight.shape[0]
