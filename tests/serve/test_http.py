@@ -91,6 +91,8 @@ def test_scorer_batches_and_reconfigure_retunes_it_live(serve_app, good_clip):
     before = handle.stats.remote().result()
     assert before["max_batch_size"] == 4
     assert before["torch_threads"] == 1  # ServeConfig.torch_threads reached the replica
+    assert before["decode_pool"] == "processes" and before["decode_workers"] == 1  # one per reserved CPU (0.5)
+    assert before["omp_wait_policy"] == "PASSIVE"  # the code default runtime_env reached the replica
 
     async def burst(n):
         return await asyncio.gather(*[handle.score.remote(upload) for _ in range(n)])

@@ -59,6 +59,13 @@ class AutoscalingConfig(Config):
         return self
 
 
+# The default environment of a Scorer replica, set before torch loads. PASSIVE: torch's idle
+# OpenMP threads sleep instead of spinning, so they leave the cores to the replica's decode worker
+# processes (bench/bench_serve.py: 59 -> 81 videos/s at saturation on 2 cores). The YAMLs in
+# serve_configs/ carry the same runtime_env: a ray_actor_options override replaces this one whole.
+SCORER_ENV = {"OMP_WAIT_POLICY": "PASSIVE"}
+
+
 class ScorerDeploymentConfig(Config):
     """Code defaults of the Scorer deployment (a YAML ``deployments:`` entry overrides them)."""
 
@@ -74,6 +81,10 @@ class ScorerDeploymentConfig(Config):
         32, ge=1, description="Requests one replica holds at once (decodes in flight + the batch queue)."
     )
     batching: BatchingConfig = Field(default_factory=BatchingConfig, description="The user_config.")
+    env_vars: dict[str, str] = Field(
+        default_factory=lambda: dict(SCORER_ENV),
+        description="Environment of each replica, set before torch loads (default: OMP_WAIT_POLICY=PASSIVE).",
+    )
     health_check_period_s: float = Field(5.0, gt=0, description="Seconds between check_health calls.")
     health_check_timeout_s: float = Field(30.0, gt=0, description="A check slower than this fails.")
     graceful_shutdown_wait_loop_s: float = Field(
@@ -86,7 +97,11 @@ class ScorerDeploymentConfig(Config):
     def options(self) -> dict[str, Any]:
         """Keyword arguments for ``Deployment.options``."""
         opts: dict[str, Any] = {
-            "ray_actor_options": {"num_cpus": self.num_cpus, "num_gpus": self.num_gpus},
+            "ray_actor_options": {
+                "num_cpus": self.num_cpus,
+                "num_gpus": self.num_gpus,
+                "runtime_env": {"env_vars": dict(self.env_vars)},
+            },
             "max_ongoing_requests": self.max_ongoing_requests,
             "user_config": self.batching.model_dump(),
             "health_check_period_s": self.health_check_period_s,
@@ -117,6 +132,16 @@ class ServeConfig(Config):
     torch_threads: int | None = Field(
         None, ge=1, description="Torch intra-op threads per replica (unset: Ray's default, the replica's num_cpus)."
     )
+    decode_pool: Literal["processes", "threads"] = Field(
+        "processes",
+        description="How a Scorer replica decodes (decode_in: scorer): in worker processes (own GIL each; "
+        "faster, see serve_configs/README.md) or in threads of the replica.",
+    )
+    decode_workers: int | None = Field(
+        None, ge=1, le=64,
+        description="Decode workers per Scorer replica (unset: processes, one per CPU the replica reserved; "
+        "threads, Python's default of CPUs + 4).",
+    )  # fmt: skip
     decode: DecodeConfig | None = Field(
         None, description="Frame sampling and input limits; default: what the model was trained with."
     )

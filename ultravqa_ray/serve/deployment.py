@@ -2,10 +2,10 @@
 
 A request is one upload event (:meth:`Scorer.score`: the HTTP route) or a list of them
 (:meth:`Scorer.score_many`: the Kafka bridge's chunks, one Serve request for several uploads).
-The Scorer decodes each (in a worker thread, so many decodes overlap while the model runs; or,
-with ``decode_in: decoder``, by calling the separate CPU Decoder deployment), then awaits
-:meth:`Scorer.infer`, a ``@serve.batch`` method that scores up to ``max_batch_size`` decoded
-videos in one forward. Batch size and wait time come from the deployment's ``user_config``
+The Scorer decodes each (in its pool of worker processes or threads, :mod:`.decode_pool`, so many
+decodes overlap while the model runs; or, with ``decode_in: decoder``, by calling the separate CPU
+Decoder deployment), then awaits :meth:`Scorer.infer`, a ``@serve.batch`` method that scores up to
+``max_batch_size`` decoded videos in one forward. Batch size and wait time come from the deployment's ``user_config``
 through :meth:`Scorer.reconfigure`, so editing them in the YAML retunes live replicas without a
 restart.
 
@@ -20,8 +20,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+import os
 import time
-from concurrent.futures import ThreadPoolExecutor
 from typing import NamedTuple
 
 import torch
@@ -30,11 +31,12 @@ from ray import serve
 from connectors.wire.errors import ErrorKind, ProcessingError
 from connectors.wire.messages import UploadEvent
 from ultravqa_ray.serve.config import BatchingConfig, ServeConfig
+from ultravqa_ray.serve.decode_pool import DecodePool
 from ultravqa_ray.serve.metrics import ScoringMetrics
 from ultravqa_ray.serve.models import expected_decode
 from ultravqa_ray.serve.outcome import ScoreOutcome
 from ultravqa_ray.serve.scoring import InferItem, ReplicaScorer
-from ultravqa_ray.video import DecodeConfig, DecodedVideo, decode_uri
+from ultravqa_ray.video import DecodeConfig, DecodedVideo
 
 log = logging.getLogger(__name__)
 
@@ -54,7 +56,7 @@ class Scorer:
         self._config = config
         self._replica = ReplicaScorer(config)
         self._decoder = decoder  # a DeploymentHandle of Decoder, or None: decode here
-        self._pool = ThreadPoolExecutor(thread_name_prefix="decode")
+        self._decoding = None if decoder else _decode_pool(config, self._replica.decode_config, self._replica.storage_kwargs)
         self._metrics = ScoringMetrics("scorer", in_replica=True)
         self._batching = BatchingConfig()
         self._forwards = 0
@@ -75,13 +77,16 @@ class Scorer:
         return self._replica.model.model_ref.model_dump()
 
     def stats(self) -> dict:
-        """This replica's batching settings, counts and torch threads (tests and operators)."""
+        """This replica's batching settings, counts, torch threads and decode pool (tests and operators)."""
         return {
             "replica": serve.get_replica_context().replica_tag,
             **self._batching.model_dump(),
             "forwards": self._forwards,
             "videos": self._batched,
             "torch_threads": torch.get_num_threads(),
+            "decode_pool": None if self._decoding is None else self._decoding.kind,
+            "decode_workers": None if self._decoding is None else self._decoding.workers,
+            "omp_wait_policy": os.environ.get("OMP_WAIT_POLICY"),
         }
 
     async def score(self, upload: UploadEvent) -> ScoreOutcome:
@@ -130,10 +135,7 @@ class Scorer:
                 if isinstance(result, ProcessingError):
                     raise result
                 return result
-            loop = asyncio.get_running_loop()
-            return await asyncio.wait_for(
-                loop.run_in_executor(self._pool, self._replica.decode, upload), self._config.decode_timeout_s
-            )
+            return await asyncio.wait_for(self._decoding.decode(upload.uri), self._config.decode_timeout_s)
         except TimeoutError:
             raise ProcessingError(
                 ErrorKind.TIMEOUT, f"{upload.uri}: decoding took longer than {self._config.decode_timeout_s}s"
@@ -147,9 +149,20 @@ class Scorer:
         return await asyncio.get_running_loop().run_in_executor(None, self._replica.infer, items)
 
     def __del__(self) -> None:
-        pool = getattr(self, "_pool", None)
-        if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=True)
+        decoding = getattr(self, "_decoding", None)
+        if decoding is not None:
+            decoding.close()
+
+
+def _decode_pool(config: ServeConfig, decode: DecodeConfig, storage_kwargs: dict) -> DecodePool:
+    """The replica's decode pool; unset ``decode_workers``: a process per CPU the replica reserved
+    (at least one), or Python's default thread count."""
+    workers = config.decode_workers
+    if workers is None and config.decode_pool == "processes":
+        import ray
+
+        workers = max(1, math.ceil(ray.get_runtime_context().get_assigned_resources().get("CPU", 1)))
+    return DecodePool(config.decode_pool, workers, decode, storage_kwargs)
 
 
 @serve.deployment(name="Decoder")
@@ -157,13 +170,16 @@ class Decoder:
     """Decoding as its own CPU deployment (``decode_in: decoder``): ships frames to the Scorer."""
 
     def __init__(self, config: ServeConfig) -> None:
-        self._decode: DecodeConfig = config.decode or expected_decode(config.model)
-        self._storage = config.storage.open_kwargs()
-        self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="decode")
+        decode: DecodeConfig = config.decode or expected_decode(config.model)
+        self._decoding = _decode_pool(config, decode, config.storage.open_kwargs())
 
     async def decode(self, uri: str) -> DecodedVideo | ProcessingError:
-        loop = asyncio.get_running_loop()
         try:
-            return await loop.run_in_executor(self._pool, lambda: decode_uri(uri, self._decode, **self._storage))
+            return await self._decoding.decode(uri)
         except ProcessingError as exc:
             return exc
+
+    def __del__(self) -> None:
+        decoding = getattr(self, "_decoding", None)
+        if decoding is not None:
+            decoding.close()
