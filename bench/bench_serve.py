@@ -1,20 +1,22 @@
 """Serving benchmark: Kafka + Ray Serve against the same decode + score in a plain loop.
 
-    python bench/bench_serve.py                 # ~4 minutes on 2 cores; --uploads N, --skip-autoscale
+    python bench/bench_serve.py                 # ~5 minutes on 2 cores; --uploads N, --skip-autoscale
 
 Everything runs here, with the untrained tiny Qwen2.5-VL model (8 frames of 64x64) on synthetic
 clips (128x128, 3 s, cached in bench/out/serve-corpus):
 
-1. plain loop: ``ReplicaScorer`` (the Scorer's own decode + infer code) in this process, chunks of 8;
+1. plain loop: ``ReplicaScorer`` (the Scorer's own decode + infer code) in this process, chunks of 8
+   decoded (one by one, in 4 threads, or in 2 processes of the Scorer's ``DecodePool``) then scored;
 2. Kafka + Serve at saturation: every upload published at once, the bridge (max 32 in flight, chunks
-   of up to 8 uploads per Serve request) feeding one Scorer replica (batch 8), throughput from first
-   produce to last score event, and the overhead against (1) (target <= 20%); then the same with one
-   torch thread in the replica (``torch_threads: 1``), and with one Serve request per upload
-   (``records_per_call: 1``);
+   of up to 8 uploads per Serve request) feeding one Scorer replica (2 CPUs, batch 8, decode in 2
+   worker processes), throughput from first produce to last score event, and the overhead against
+   the faster of the two parallel plain loops (target <= 20%); then the same with decode in threads
+   (against the threaded loop), without the replica's ``OMP_WAIT_POLICY=PASSIVE`` (idle torch
+   threads spin), and with one Serve request per upload (``records_per_call: 1``);
 3. half saturation: uploads paced at half of (2)'s rate; p50 / p99 produce-to-score latency (target
    p99 < 2x p50);
 4. ``@serve.batch`` batch 8 against batch 1 (throughput at saturation);
-5. decode in the Scorer replica (threads) against a separate CPU Decoder deployment;
+5. decode in the Scorer replica against a separate CPU Decoder deployment;
 6. autoscaling: a step from idle to saturation with 1..2 replicas; seconds until the second replica runs.
 
 The CPU is shared with other jobs on the development VM: figures move between runs, the ratios less.
@@ -55,11 +57,13 @@ def corpus() -> list[str]:
 
 
 def serve_config(cache: Path, *, batch: int = 8, decode_in: str = "scorer", autoscale: bool = False,
-                 torch_threads: int | None = None):
+                 decode_pool: str = "processes", env_vars: dict | None = None):
     from ultravqa_ray.serve.config import ServeConfig
 
     scorer = {"num_cpus": 2, "batching": {"max_batch_size": batch, "batch_wait_timeout_s": 0.01},
               "max_ongoing_requests": 32}  # fmt: skip
+    if env_vars is not None:
+        scorer["env_vars"] = env_vars
     if autoscale:
         scorer.update(num_cpus=1, autoscaling={"min_replicas": 1, "max_replicas": 2, "target_ongoing_requests": 1,
                                                "upscale_delay_s": 1, "metrics_interval_s": 0.25,
@@ -67,29 +71,31 @@ def serve_config(cache: Path, *, batch: int = 8, decode_in: str = "scorer", auto
     else:
         scorer["num_replicas"] = 1
     return ServeConfig.model_validate({"model": "tiny", "cache_dir": str(cache), "http": False, "decode_in": decode_in,
-                                       "torch_threads": torch_threads, "scorer": scorer})  # fmt: skip
+                                       "decode_pool": decode_pool, "scorer": scorer})  # fmt: skip
 
 
-def plain_loop(replica, uris: list[str], n: int, threads: int = 0) -> float:
-    """Videos per second of decode + infer in this process, chunks of 8 (the Scorer's code);
-    ``threads`` > 0 decodes a chunk's videos concurrently, as the Scorer replica does."""
-    from concurrent.futures import ThreadPoolExecutor
-
+def plain_loop(replica, uris: list[str], n: int, pool: str | None = None, workers: int = 0) -> float:
+    """Videos per second of decode + infer in this process, chunks of 8 (the Scorer's code): each
+    chunk decoded, then scored. ``pool`` ("threads" / "processes") decodes a chunk's videos
+    concurrently in ``workers`` of the Scorer's own :class:`DecodePool`; None decodes one by one."""
+    from ultravqa_ray.serve.decode_pool import DecodePool
     from ultravqa_ray.serve.scoring import InferItem
 
-    pool = ThreadPoolExecutor(threads) if threads else None
-
+    decoding = DecodePool(pool, workers, replica.decode_config, replica.storage_kwargs) if pool else None
     uploads = [UploadEvent(video_id=f"p{i}", uri=uris[i % len(uris)], event_time="2026-01-01T00:00:00Z")
                for i in range(n)]  # fmt: skip
     replica.infer([InferItem(replica.decode(uploads[0]), uploads[0].requested_dimensions(), False)])  # warm
     t0 = time.perf_counter()
     for start in range(0, n, 8):
         chunk = uploads[start : start + 8]
-        decoded = list(pool.map(replica.decode, chunk)) if pool else [replica.decode(u) for u in chunk]
+        if decoding is not None:
+            decoded = decoding.decode_many([u.uri for u in chunk])
+        else:
+            decoded = [replica.decode(u) for u in chunk]
         replica.infer([InferItem(d, u.requested_dimensions(), False) for d, u in zip(decoded, chunk, strict=True)])
     elapsed = time.perf_counter() - t0
-    if pool:
-        pool.shutdown()
+    if decoding is not None:
+        decoding.close()
     return n / elapsed
 
 
@@ -122,7 +128,7 @@ class Collector(threading.Thread):
 
 
 def stream_run(settings, uris, n: int, rate: float | None = None, on_start=None,
-               records_per_call: int = 8) -> tuple[float, list[float]]:
+               records_per_call: int = 8, max_in_flight: int = 32) -> tuple[float, list[float]]:
     """Publish ``n`` uploads (all at once, or ``rate`` a second) through the bridge; (throughput, latencies ms)."""
     from ultravqa_ray.pipelines.serve_client import HandleClient, ScorerTargetConfig
     from ultravqa_ray.pipelines.stream import Bridge, StreamConfig
@@ -130,7 +136,7 @@ def stream_run(settings, uris, n: int, rate: float | None = None, on_start=None,
     tag = uuid.uuid4().hex[:8]
     topics = Topics(uploads=f"b{tag}-up", scores=f"b{tag}-sc", dead_letters=f"b{tag}-dl", moderation=f"b{tag}-mo")
     ensure_topics(settings, topics.all(), partitions=2)
-    config = StreamConfig(topics=topics, group_id=f"bench-{tag}", max_in_flight=32, poll_timeout_s=0.05,
+    config = StreamConfig(topics=topics, group_id=f"bench-{tag}", max_in_flight=max_in_flight, poll_timeout_s=0.05,
                           records_per_call=records_per_call,
                           scorer=ScorerTargetConfig(ray_address=None, app_name=APP))  # fmt: skip
     bridge = Bridge(config, HandleClient(config.scorer), settings=settings)
@@ -188,7 +194,7 @@ def running_replicas() -> int:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--uploads", type=int, default=240, help="uploads per saturation run")
+    parser.add_argument("--uploads", type=int, default=480, help="uploads per saturation run")
     parser.add_argument("--skip-autoscale", action="store_true")
     args = parser.parse_args()
 
@@ -209,22 +215,31 @@ def main() -> None:
         from ultravqa_ray.serve.scoring import ReplicaScorer
 
         replica = ReplicaScorer(base)
-        seq_vps = plain_loop(replica, uris, args.uploads // 2)
-        loop_vps = plain_loop(replica, uris, args.uploads // 2, threads=4)
+        seq_vps = plain_loop(replica, uris, args.uploads)
+        thr_vps = max(plain_loop(replica, uris, args.uploads, "threads", 4) for _ in range(2))
+        proc_vps = max(plain_loop(replica, uris, args.uploads, "processes", 2) for _ in range(2))
+        loop_vps = max(thr_vps, proc_vps)
         del replica
         rows.append(("plain loop, sequential decode + infer (chunks of 8)", f"{seq_vps:7.1f} videos/s"))
-        rows.append(("plain loop, 4 decode threads + infer (as the Scorer)", f"{loop_vps:7.1f} videos/s"))
+        rows.append(("plain loop, 4 decode threads + infer (best of 2)", f"{thr_vps:7.1f} videos/s"))
+        rows.append(("plain loop, 2 decode processes + infer (best of 2)", f"{proc_vps:7.1f} videos/s"))
 
         deploy(base)
         stream_run(settings, uris, 16)  # warm-up (first batches, group join)
-        sat_vps, sat_lat = stream_run(settings, uris, args.uploads)
-        rows.append(("Kafka + Serve at saturation (batch 8)", f"{sat_vps:7.1f} videos/s"))
-        rows.append(("  overhead vs threaded plain loop (target <= 20%)", f"{(1 - sat_vps / loop_vps) * 100:6.1f} %"))
+        runs = [stream_run(settings, uris, args.uploads) for _ in range(2)]
+        sat_vps, sat_lat = max(runs, key=lambda run: run[0])
+        rows.append(("Kafka + Serve at saturation (batch 8, 2 decode processes; best of 2)", f"{sat_vps:7.1f} videos/s"))
+        rows.append(("  overhead vs the faster plain loop (target <= 20%)", f"{(1 - sat_vps / loop_vps) * 100:6.1f} %"))
         rows.append(("  latency p50 / p99 at saturation", f"{pct(sat_lat, .5):.0f} / {pct(sat_lat, .99):.0f} ms"))
-        deploy(serve_config(cache, torch_threads=1))
-        t1_vps, _ = stream_run(settings, uris, args.uploads)
-        rows.append(("Kafka + Serve at saturation, torch_threads: 1", f"{t1_vps:7.1f} videos/s"))
-        rows.append(("  overhead vs threaded plain loop", f"{(1 - t1_vps / loop_vps) * 100:6.1f} %"))
+        deploy(serve_config(cache, decode_pool="threads"))
+        thr_sat_vps, _ = stream_run(settings, uris, args.uploads)
+        rows.append(("Kafka + Serve at saturation, decode in threads", f"{thr_sat_vps:7.1f} videos/s"))
+        rows.append(("  overhead vs plain loop with decode threads", f"{(1 - thr_sat_vps / thr_vps) * 100:6.1f} %"))
+        rows.append(("  decode processes / threads (served)", f"{sat_vps / thr_sat_vps:6.2f} x"))
+        deploy(serve_config(cache, env_vars={}))
+        spin_vps, _ = stream_run(settings, uris, args.uploads)
+        rows.append(("Kafka + Serve at saturation, OMP_WAIT_POLICY unset", f"{spin_vps:7.1f} videos/s"))
+        rows.append(("  PASSIVE (default) / unset", f"{sat_vps / spin_vps:6.2f} x"))
         deploy(base)
         one_vps, _ = stream_run(settings, uris, args.uploads, records_per_call=1)
         rows.append(("Kafka + Serve, one Serve request per upload", f"{one_vps:7.1f} videos/s"))

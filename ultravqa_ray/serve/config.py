@@ -61,7 +61,7 @@ class AutoscalingConfig(Config):
 
 # The default environment of a Scorer replica, set before torch loads. PASSIVE: torch's idle
 # OpenMP threads sleep instead of spinning, so they leave the cores to the replica's decode worker
-# processes (bench/bench_serve.py: 59 -> 81 videos/s at saturation on 2 cores). The YAMLs in
+# processes (bench/bench_serve.py: 48-52 -> 85-86 videos/s at saturation on 2 cores). The YAMLs in
 # serve_configs/ carry the same runtime_env: a ray_actor_options override replaces this one whole.
 SCORER_ENV = {"OMP_WAIT_POLICY": "PASSIVE"}
 
