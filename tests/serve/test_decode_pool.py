@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
+import sys
+import time
 
 import numpy as np
 import pytest
@@ -87,3 +90,31 @@ def test_a_dying_worker_costs_only_the_upload_it_was_decoding(clips):
 def test_an_unknown_pool_kind_is_refused():
     with pytest.raises(ValueError, match="'fibres'"):
         DecodePool("fibres", 1, DECODE, {})  # type: ignore[arg-type]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/status") as status:
+            return "\nState:\tZ" not in status.read()  # a zombie has exited; only its reaping is left
+    except FileNotFoundError:
+        return False
+
+
+def test_workers_exit_when_their_replica_is_killed():
+    """A replica killed outright (SIGKILL: ray.kill, the OOM killer) leaves no decode workers behind."""
+    code = (
+        "import time; from ultravqa_ray.serve.decode_pool import DecodePool; from ultravqa_ray.video import DecodeConfig\n"
+        "pool = DecodePool('processes', 2, DecodeConfig(), {})\n"
+        "print(*pool._executor._processes, flush=True); time.sleep(120)\n"
+    )
+    replica = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        workers = [int(pid) for pid in replica.stdout.readline().split()]
+        assert len(workers) == 2 and all(_alive(pid) for pid in workers)
+    finally:
+        replica.kill()
+        replica.wait()
+    deadline = time.monotonic() + 10
+    while any(_alive(pid) for pid in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(_alive(pid) for pid in workers), "decode workers outlived their replica"
