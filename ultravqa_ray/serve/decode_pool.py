@@ -88,7 +88,8 @@ class DecodePool:
         self._args = (decode,)
         self._kwargs = storage_kwargs
         self._lock = threading.Lock()
-        self._alone_slots = threading.BoundedSemaphore(self.workers or 1)  # bounds solo re-runs
+        # re-runs after a crash wait here, not in the event loop's default executor (the model's)
+        self._alone = ThreadPoolExecutor(self.workers or 1, thread_name_prefix="decode-alone")
         self._executor = self._new_executor()
 
     def _new_executor(self) -> Executor:
@@ -122,7 +123,7 @@ class DecodePool:
 
     def _decode_alone(self, uri: str) -> DecodedVideo:
         """Decode ``uri`` in a fresh process of its own (after a break): its death is its own."""
-        with self._alone_slots, _process_pool(1) as solo:
+        with _process_pool(1) as solo:
             try:
                 return solo.submit(self._decode_fn, uri, *self._args, **self._kwargs).result()
             except BrokenProcessPool:
@@ -137,7 +138,7 @@ class DecodePool:
             return await asyncio.wrap_future(future)
         except BrokenProcessPool:
             self._replace(executor)
-            return await asyncio.to_thread(self._decode_alone, uri)
+            return await asyncio.get_running_loop().run_in_executor(self._alone, self._decode_alone, uri)
 
     def decode_many(self, uris: Sequence[str]) -> list[DecodedVideo | ProcessingError]:
         """Decode ``uris`` concurrently and wait (the benchmark's plain loop): frames or the error, in order."""
@@ -158,3 +159,4 @@ class DecodePool:
     def close(self) -> None:
         with self._lock:
             self._executor.shutdown(wait=False, cancel_futures=True)
+            self._alone.shutdown(wait=False, cancel_futures=True)
