@@ -134,12 +134,12 @@ class ServeConfig(Config):
     )
     decode_pool: Literal["processes", "threads"] = Field(
         "processes",
-        description="How a Scorer replica decodes (decode_in: scorer): in worker processes (own GIL each; "
-        "faster, see serve_configs/README.md) or in threads of the replica.",
+        description="How a replica (the Scorer, or the Decoder with decode_in: decoder) decodes: in worker "
+        "processes (own GIL each; faster, see serve_configs/README.md) or in threads of the replica.",
     )
     decode_workers: int | None = Field(
         None, ge=1, le=64,
-        description="Decode workers per Scorer replica (unset: processes, one per CPU the replica reserved; "
+        description="Decode workers per replica (unset: processes, one per CPU the replica reserved; "
         "threads, Python's default of CPUs + 4).",
     )  # fmt: skip
     decode: DecodeConfig | None = Field(

@@ -85,8 +85,8 @@ class DecodePool:
         self.kind = kind
         self.workers = workers or (1 if kind == "processes" else None)
         self._decode_fn = decode_fn
-        self._args = (decode,)
-        self._kwargs = storage_kwargs
+        self._decode = decode
+        self._storage = storage_kwargs
         self._lock = threading.Lock()
         # re-runs after a crash wait here, not in the event loop's default executor (the model's)
         self._alone = ThreadPoolExecutor(self.workers or 1, thread_name_prefix="decode-alone")
@@ -101,14 +101,17 @@ class DecodePool:
             started.result()
         return executor
 
+    def _run_in(self, executor: Executor, uri: str) -> Future:
+        return executor.submit(self._decode_fn, uri, self._decode, **self._storage)
+
     def _submit(self, uri: str) -> tuple[Executor, Future]:
         """Hand ``uri`` to the current pool; a pool found broken here is replaced and used."""
         with self._lock:
             try:
-                return self._executor, self._executor.submit(self._decode_fn, uri, *self._args, **self._kwargs)
+                return self._executor, self._run_in(self._executor, uri)
             except BrokenProcessPool:
                 self._swap(self._executor)
-                return self._executor, self._executor.submit(self._decode_fn, uri, *self._args, **self._kwargs)
+                return self._executor, self._run_in(self._executor, uri)
 
     def _replace(self, broken: Executor) -> None:
         """Swap in a fresh process pool, once per broken one (many decodes see the same break)."""
@@ -125,7 +128,7 @@ class DecodePool:
         """Decode ``uri`` in a fresh process of its own (after a break): its death is its own."""
         with _process_pool(1) as solo:
             try:
-                return solo.submit(self._decode_fn, uri, *self._args, **self._kwargs).result()
+                return self._run_in(solo, uri).result()
             except BrokenProcessPool:
                 raise ProcessingError(
                     ErrorKind.INTERNAL, f"{uri}: the decode worker process died while decoding this upload"

@@ -5,9 +5,9 @@ A request is one upload event (:meth:`Scorer.score`: the HTTP route) or a list o
 The Scorer decodes each (in its pool of worker processes or threads, :mod:`.decode_pool`, so many
 decodes overlap while the model runs; or, with ``decode_in: decoder``, by calling the separate CPU
 Decoder deployment), then awaits :meth:`Scorer.infer`, a ``@serve.batch`` method that scores up to
-``max_batch_size`` decoded videos in one forward. Batch size and wait time come from the deployment's ``user_config``
-through :meth:`Scorer.reconfigure`, so editing them in the YAML retunes live replicas without a
-restart.
+``max_batch_size`` decoded videos in one forward. Batch size and wait time come from the
+deployment's ``user_config`` through :meth:`Scorer.reconfigure`, so editing them in the YAML
+retunes live replicas without a restart.
 
 Health: :meth:`Scorer.check_health` fails when the model is not loaded; Serve then replaces the
 replica (a replica that stops answering altogether fails the check by timing out). Drain: on
