@@ -20,8 +20,9 @@ from ultravqa_ray.curation.rationales import (
     rationales_for_records,
     read_annotated,
 )
-from ultravqa_ray.data.pooled import PooledJudgment, count_sub_attributes
+from ultravqa_ray.data.pooled import PooledJudgment, count_sub_attributes, pool
 from ultravqa_ray.data.rationale import pooled_rationale
+from ultravqa_ray.schemas.annotation import AnnotationRecord
 from ultravqa_ray.schemas.manifest import read_manifest
 
 KEY = "sk-test-0123456789-never-print-me"
@@ -54,6 +55,28 @@ def test_consensus_sub_attribute_lists():
     assert count_sub_attributes(["shake", "stutter", "shake"], 4) == (("shake", 2), ("stutter", 1))
     with pytest.raises(ValueError, match="outside 1..5"):
         PooledJudgment(Dimension.CLARITY_QUALITY, k=5, ratings=(6,))
+
+
+def test_pooled_from_a_pulled_record():
+    """What 'label pull' writes: majority labels in sub_attributes, votes and comments in metadata."""
+    record = AnnotationRecord(
+        video_id="v", uri="v.mp4", raters=["a", "b", "c", "d"],
+        ratings={Dimension.MOTION_QUALITY: [2, 2, None, 3]},
+        sub_attributes={Dimension.MOTION_QUALITY: ["shake"]},
+        metadata={"sub_attribute_votes": {"motion_quality": {"shake": 2, "stutter": 1}},
+                  "comments": {"a": "Shaky  hand-held shot", "c": "no opinion on motion"}},
+    )  # fmt: skip
+    j = pool(record, Dimension.MOTION_QUALITY, 5, {Dimension.MOTION_QUALITY: ["jerky pan"]})
+    assert j.ratings == (2, 2, 3) and j.sub_attribute_counts == (("shake", 2), ("stutter", 1))
+    assert j.majority == ("shake",) and j.minority == ("stutter",)
+    assert j.comments == ("jerky pan",) and j.video_comments == ("Shaky hand-held shot", "no opinion on motion")
+    assert pooled_rationale(j) == (
+        "Motion Quality is poor: a mean of 2.33 out of 5 from 3 raters (1 gave 3, 2 gave 2). "
+        "2 of 3 raters noted shake; 1 noted stutter. A rater wrote: \"jerky pan\"."
+    )
+    sheet = messages_for(j)[1]["content"]
+    assert 'Rater comments on this dimension: "jerky pan"' in sheet
+    assert 'Rater comments on the whole video: "Shaky hand-held shot"; "no opinion on motion"' in sheet
 
 
 def test_check_states_the_band_and_names_the_majority():
@@ -170,7 +193,7 @@ def test_manifest_comments_reach_the_prompt(tmp_path):
     assert v1.metadata["rationale_source"] == {"motion_amplitude": "template", "clarity_quality": "template"}
     assert v2.rationale[Dimension.AESTHETIC_QUALITY].startswith("Aesthetic Quality is excellent")
     sheet = messages_for(CLARITY)[1]["content"]
-    assert 'Rater comments: "Soft focus throughout."; "Some \\"mosquito\\" noise"' in sheet
+    assert 'Rater comments on this dimension: "Soft focus throughout."; "Some \\"mosquito\\" noise"' in sheet
     assert "Marked by most raters: blur (2 of 3)" in sheet and careful_answer(messages_for(CLARITY)).endswith("blur.")
 
 

@@ -151,9 +151,14 @@ def messages_for(j: PooledJudgment, max_comments: int = 5) -> list[dict[str, str
         f"Verdict word: {j.band}",
         "Marked by most raters: " + (", ".join(f"{_words(n)} ({marked[n]} of {j.n_raters})" for n in j.majority) or "none"),
         "Marked by some raters: " + (", ".join(f"{_words(n)} ({marked[n]} of {j.n_raters})" for n in j.minority) or "none"),
-        "Rater comments: " + ("; ".join(json.dumps(" ".join(c.split())) for c in j.comments[:max_comments]) or "none"),
+        "Rater comments on this dimension: " + _quoted(j.comments[:max_comments]),
+        "Rater comments on the whole video: " + _quoted(j.video_comments[:max_comments]),
     ]
     return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "\n".join(lines)}]
+
+
+def _quoted(comments: Sequence[str]) -> str:
+    return "; ".join(json.dumps(" ".join(c.split())) for c in comments) or "none"
 
 
 def check(text: str, j: PooledJudgment) -> str | None:

@@ -3,12 +3,20 @@
 From an annotation record (DESIGN.md section 2): the ratings given, their distribution over 1..K,
 the mean and its band (the verdict word: ``very poor`` .. ``excellent``; for motion amplitude
 ``very small`` .. ``very large``), how many raters marked each sub-attribute, and the raters'
-comments.
+comments. The *majority* sub-attributes are those marked by at least half the raters.
 
-Sub-attribute counts: ``sub_attributes[d]`` holds one entry per rater who marked a label, so a
-label listed twice was marked by two raters. A list in which no label repeats is read as an
-already pooled consensus list (the synthetic corpus writes these): each of its labels counts as
-marked by every rater. The *majority* sub-attributes are those marked by at least half the raters.
+Where the counts come from, first found:
+
+1. ``metadata["sub_attribute_votes"][d]``: ``{label: raters who marked it}`` (what ``label pull``
+   and ``label import`` write, next to the majority labels in ``sub_attributes[d]``);
+2. ``sub_attributes[d]`` with repeats: one entry per rater who marked a label;
+3. ``sub_attributes[d]`` without repeats: an already pooled consensus list (the synthetic corpus
+   writes these): each label counts as marked by every rater.
+
+Comments: ``comments[d]`` (an optional per-dimension map beside the record) are about that
+dimension; ``metadata["comments"]`` (``{rater: text}``, what ``label pull`` writes) are about the
+whole video. The language-model writer sees both; the template quotes only the former, since it
+cannot tell which dimension a comment on the whole video concerns.
 """
 
 from __future__ import annotations
@@ -30,7 +38,8 @@ class PooledJudgment:
     k: int
     ratings: tuple[int, ...]
     sub_attribute_counts: tuple[tuple[str, int], ...] = ()  # most marked first, then by name
-    comments: tuple[str, ...] = ()
+    comments: tuple[str, ...] = ()  # about this dimension
+    video_comments: tuple[str, ...] = ()  # about the whole video
 
     def __post_init__(self) -> None:
         if not self.ratings:
@@ -87,11 +96,22 @@ def pool(
     ratings = tuple(record.given(dim))
     if not ratings:
         raise ValueError(f"video {record.video_id}: no rating for {dim.value}")
-    texts = tuple(" ".join(c.split()) for c in (comments or {}).get(dim, ()) if c and c.strip())
+    votes = (record.metadata.get("sub_attribute_votes") or {}).get(dim.value)
+    if isinstance(votes, Mapping):
+        marked = ((str(name), min(int(n), len(ratings))) for name, n in votes.items() if int(n) > 0)
+        counts = tuple(sorted(marked, key=lambda x: (-x[1], x[0])))
+    else:
+        counts = count_sub_attributes(record.sub_attributes.get(dim, []), len(ratings))
+    video = record.metadata.get("comments") or {}
     return PooledJudgment(
         dimension=dim,
         k=k,
         ratings=ratings,
-        sub_attribute_counts=count_sub_attributes(record.sub_attributes.get(dim, []), len(ratings)),
-        comments=texts,
+        sub_attribute_counts=counts,
+        comments=_texts((comments or {}).get(dim, ())),
+        video_comments=_texts(video.values() if isinstance(video, Mapping) else video),
     )
+
+
+def _texts(values) -> tuple[str, ...]:
+    return tuple(" ".join(str(c).split()) for c in values if c and str(c).strip())
