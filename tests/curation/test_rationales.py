@@ -53,6 +53,12 @@ def test_consensus_sub_attribute_lists():
     """A list without repeats (the synthetic corpus) counts every label as marked by every rater."""
     assert count_sub_attributes(["noise", "blur"], 3) == (("blur", 3), ("noise", 3))
     assert count_sub_attributes(["shake", "stutter", "shake"], 4) == (("shake", 2), ("stutter", 1))
+    consensus = PooledJudgment(
+        Dimension.MOTION_QUALITY, k=5, ratings=(2, 2, 2), sub_attribute_counts=count_sub_attributes(["stutter", "jitter"], 3)
+    )
+    assert pooled_rationale(consensus) == (
+        "Motion Quality is poor: a mean of 2.00 out of 5 from 3 raters (3 gave 2). All 3 raters noted jitter and stutter."
+    )
     with pytest.raises(ValueError, match="outside 1..5"):
         PooledJudgment(Dimension.CLARITY_QUALITY, k=5, ratings=(6,))
 
@@ -203,7 +209,7 @@ def test_cli_keeps_the_key_out_of_logs_and_outputs(chat_server, tmp_path, monkey
     monkeypatch.setenv("ULTRAVQA_LLM_MODEL", "local-test")
     monkeypatch.setenv("ULTRAVQA_LLM_API_KEY", KEY)
     chat_server.script += [429, "Clarity Quality is poor."]
-    out = tmp_path / "with_rationales.jsonl"
+    out = tmp_path / "out" / "with_rationales.jsonl"
     argv = ["-v", "rationales", "--manifest", str(_manifest(tmp_path)), "--out", str(out),
             "--set", f"cache_dir={tmp_path / 'cache'}", "--set", "backoff_s=0.01"]  # fmt: skip
     assert main(argv) == 0
@@ -211,6 +217,7 @@ def test_cli_keeps_the_key_out_of_logs_and_outputs(chat_server, tmp_path, monkey
     assert summary["rationales"] == 3 and summary["written_by_llm"] == 3 and summary["reasked"] == 1
     assert summary["retries"] == 1 and summary["requests"] == 5
     records = read_manifest(out)  # what 'train sft' reads
+    assert records[0].uri == "../v1.mp4"  # still the same file, from the new manifest's folder
     assert records[0].rationale[Dimension.CLARITY_QUALITY] == "Clarity Quality is good, with blur."
     assert "comments" not in out.read_text()
 

@@ -38,6 +38,7 @@ def run(args) -> int:
         RationaleWriter,
         rationales_for_records,
         read_annotated,
+        rebase_uris,
     )
     from ultravqa_ray.schemas.manifest import write_manifest
 
@@ -50,7 +51,7 @@ def run(args) -> int:
         records = rationales_for_records(items, writer)
     except EndpointError as exc:
         raise CommandError(str(exc)) from None
-    write_manifest(records, args.out)
+    write_manifest(rebase_uris(records, args.manifest, args.out), args.out)
     summary = {
         "out": str(args.out),
         "videos": len(records),

@@ -343,7 +343,7 @@ def rationales_for_records(
     """The records with ``rationale`` rewritten for every rated dimension from its pooled judgment.
 
     ``metadata["rationale_source"]`` says, per dimension, whether the text came from the model
-    (``llm``) or the template.
+    (``llm``) or the template. The records are written elsewhere with :func:`rebase_uris`.
     """
     jobs = [(i, d, pool(rec, d, writer.config.k, comments)) for i, (rec, comments) in enumerate(items) for d in rec.dimensions()]
     written = writer.write([j for _, _, j in jobs])
@@ -355,6 +355,22 @@ def rationales_for_records(
         mine = texts.get(i, {})
         metadata = {**rec.metadata, "rationale_source": {d.value: s for d, (_, s) in mine.items()}}
         out.append(rec.model_copy(update={"rationale": {d: t for d, (t, _) in mine.items()}, "metadata": metadata}))
+    return out
+
+
+def rebase_uris(records: Sequence[AnnotationRecord], source: str | Path, target: str | Path) -> list[AnnotationRecord]:
+    """Relative uris (relative to the manifest ``source``) made relative to the manifest ``target``."""
+    from ultravqa_ray.schemas.manifest import resolve_uri
+
+    here, there = Path(source).resolve().parent, Path(target).resolve().parent
+    if here == there:
+        return list(records)
+    out = []
+    for rec in records:
+        if "://" in rec.uri or Path(rec.uri).is_absolute():
+            out.append(rec)
+        else:
+            out.append(rec.model_copy(update={"uri": os.path.relpath(resolve_uri(rec.uri, source), there)}))
     return out
 
 

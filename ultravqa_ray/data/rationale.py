@@ -8,6 +8,7 @@ sub-attribute counts, rater comments), the fallback of the language-model writer
 
 from __future__ import annotations
 
+from itertools import groupby
 from typing import TYPE_CHECKING
 
 from connectors.wire.dimensions import Dimension
@@ -145,9 +146,15 @@ def pooled_rationale(judgment: PooledJudgment, max_comments: int = 3, max_commen
     spread = ", ".join(f"{n} gave {s}" for s, n in reversed(list(enumerate(j.counts, 1))) if n)
     raters = "1 rater" if j.n_raters == 1 else f"{j.n_raters} raters"
     parts = [f"{j.dimension.label} is {j.band}: a mean of {j.mean:.2f} out of {j.k} from {raters} ({spread})."]
-    marked = dict(j.sub_attribute_counts)
-    noted = [f"{marked[name]} of {j.n_raters} raters noted {_label_text(name)}" for name in j.majority]
-    noted += [f"{marked[name]} noted {_label_text(name)}" for name in j.minority]
+    noted = []
+    for count, group in groupby(j.sub_attribute_counts, key=lambda x: x[1]):
+        if noted:
+            who = str(count)
+        elif count == j.n_raters:
+            who = "The rater" if count == 1 else f"All {count} raters"
+        else:
+            who = f"{count} of {j.n_raters} raters"
+        noted.append(f"{who} noted {_join([_label_text(name) for name, _ in group])}")
     if noted:
         parts.append("; ".join(noted) + ".")
     if j.comments:
