@@ -23,7 +23,7 @@ from ultravqa_ray.curation.rationales import (
 from ultravqa_ray.data.pooled import PooledJudgment, count_sub_attributes, pool
 from ultravqa_ray.data.rationale import pooled_rationale
 from ultravqa_ray.schemas.annotation import AnnotationRecord
-from ultravqa_ray.schemas.manifest import read_manifest
+from ultravqa_ray.schemas.manifest import ManifestError, read_manifest, write_manifest
 
 KEY = "sk-test-0123456789-never-print-me"
 CLARITY = PooledJudgment(
@@ -201,6 +201,26 @@ def test_manifest_comments_reach_the_prompt(tmp_path):
     sheet = messages_for(CLARITY)[1]["content"]
     assert 'Rater comments on this dimension: "Soft focus throughout."; "Some \\"mosquito\\" noise"' in sheet
     assert "Marked by most raters: blur (2 of 3)" in sheet and careful_answer(messages_for(CLARITY)).endswith("blur.")
+
+
+def test_comments_in_parquet_and_bad_comments(tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    records = [r for r, _ in read_annotated(_manifest(tmp_path))]
+    path = write_manifest(records, tmp_path / "m.parquet")
+    table = pq.read_table(path)
+    comments = [json.dumps({"clarity_quality": ["too soft"]}), None]
+    pq.write_table(table.append_column("comments_json", pa.array(comments, pa.string())), path)
+    items = read_annotated(path)
+    assert [c for _, c in items] == [{Dimension.CLARITY_QUALITY: ["too soft"]}, {}]
+    assert items[0][0] == records[0]
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text(json.dumps({"video_id": "v", "uri": "v.mp4", "ratings": {"clarity_quality": [3]},
+                               "comments": {"sharpness": ["?"]}}) + "\n")  # fmt: skip
+    with pytest.raises(ManifestError, match=r"bad.jsonl line 1: comments: .*sharpness"):
+        read_annotated(bad)
 
 
 def test_cli_keeps_the_key_out_of_logs_and_outputs(chat_server, tmp_path, monkeypatch, caplog, capsys):

@@ -382,8 +382,9 @@ def read_annotated(path: str | Path, k: int = 5) -> list[tuple[AnnotationRecord,
     """
     from pydantic import TypeAdapter, ValidationError
 
+    from connectors.wire.errors import describe_validation_error
     from ultravqa_ray.schemas.annotation import ScoreScale
-    from ultravqa_ray.schemas.manifest import ManifestError, _jsonl_rows, _parquet_rows
+    from ultravqa_ray.schemas.manifest import ManifestError, _jsonl_rows, _parquet_rows, records_from_rows
 
     path = Path(path)
     if not path.is_file():
@@ -403,16 +404,10 @@ def read_annotated(path: str | Path, k: int = 5) -> list[tuple[AnnotationRecord,
     else:
         raise ManifestError(f"{path}: manifest must end in .jsonl or .parquet")
     comments_type = TypeAdapter(dict[Dimension, list[str]])
-    scale, seen, out = ScoreScale(k=k), set(), []
+    comments = []
     for where, row in rows:
         try:
-            comments = comments_type.validate_python(row.pop("comments", None) or {})
-            record = AnnotationRecord.model_validate(row)
-            record.check_scale(scale)
-        except (ValidationError, ValueError) as exc:
-            raise ManifestError(f"{path} {where}: {exc}") from exc
-        if record.video_id in seen:
-            raise ManifestError(f"{path} {where}: duplicate video_id {record.video_id!r}")
-        seen.add(record.video_id)
-        out.append((record, comments))
-    return out
+            comments.append(comments_type.validate_python(row.pop("comments", None) or {}))
+        except ValidationError as exc:
+            raise ManifestError(f"{path} {where}: comments: {describe_validation_error(exc)}") from exc
+    return list(zip(records_from_rows(rows, path, ScoreScale(k=k)), comments, strict=True))
