@@ -27,7 +27,7 @@ def register(label_sub) -> None:
     p.add_argument("--budget", type=int, required=True, help="number of uploads to select")
     p.add_argument("--out", type=Path, required=True, help="selection list to write (.jsonl)")
     p.add_argument("--labelled", type=Path, action="append", default=[], metavar="MANIFEST",
-                   help="manifest of uploads already labelled or pushed (.jsonl/.parquet with video_id; repeatable)")  # fmt: skip
+                   help="manifest of uploads already labelled or pushed (.jsonl/.parquet with video_id and uri; repeatable)")  # fmt: skip
     p.add_argument("--random-share", type=float, default=0.2, help="share of the budget drawn at random (default 0.2)")
     p.add_argument("--disagreement-weight", type=float, default=0.5,
                    help="weight of the between-dimension disagreement next to the entropy (default 0.5)")  # fmt: skip

@@ -15,7 +15,7 @@ The budget is split in two. A ``random_share`` of it is drawn first, at random f
 candidates, stratified by the predicted band (the rounded mean expected score of the quality
 dimensions) with proportional allocation, so it is a self-weighting sample of the pool: evaluate
 the scorer on these lines only (``selected_by == "random"``). The rest goes to the most uncertain of
-the remaining candidates. Uploads already labelled (any manifest with ``video_id``) are never
+the remaining candidates. Uploads already labelled (any manifest with ``video_id`` and ``uri``) are never
 candidates, and a video scored twice counts once, with its newest score event.
 """
 
