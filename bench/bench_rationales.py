@@ -27,7 +27,8 @@ sys.path.insert(0, str(ROOT))
 
 from connectors.wire.dimensions import DIMENSIONS  # noqa: E402
 from tests.fixtures.chat_server import ChatServer  # noqa: E402
-from ultravqa_ray.curation.rationales import RationalesConfig, RationaleWriter, rationales_for_records  # noqa: E402
+from ultravqa_ray.curation.rationales import RationalesConfig, RationaleWriter  # noqa: E402
+from ultravqa_ray.curation.records import rationales_for_records  # noqa: E402
 from ultravqa_ray.schemas.annotation import AnnotationRecord  # noqa: E402
 
 LABELS = ["blur", "noise", "shake", "stutter", "overexposed", "tilted", "cluttered", "compression_artifacts"]

@@ -12,14 +12,9 @@ import pytest
 from connectors.wire.dimensions import Dimension
 from tests.fixtures.chat_server import careful_answer
 from ultravqa_ray.cli import main
-from ultravqa_ray.curation.rationales import (
-    RationalesConfig,
-    RationaleWriter,
-    check,
-    messages_for,
-    rationales_for_records,
-    read_annotated,
-)
+from ultravqa_ray.curation.prompt import check, messages_for
+from ultravqa_ray.curation.rationales import RationalesConfig, RationaleWriter
+from ultravqa_ray.curation.records import rationales_for_records, read_annotated
 from ultravqa_ray.data.pooled import PooledJudgment, count_sub_attributes, pool
 from ultravqa_ray.data.rationale import pooled_rationale
 from ultravqa_ray.schemas.annotation import AnnotationRecord

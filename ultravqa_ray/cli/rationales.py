@@ -32,14 +32,8 @@ def register(sub) -> None:
 
 def run(args) -> int:
     from ultravqa_ray.cli import CommandError
-    from ultravqa_ray.curation.rationales import (
-        EndpointError,
-        RationalesConfig,
-        RationaleWriter,
-        rationales_for_records,
-        read_annotated,
-        rebase_uris,
-    )
+    from ultravqa_ray.curation.rationales import EndpointError, RationalesConfig, RationaleWriter
+    from ultravqa_ray.curation.records import rationales_for_records, read_annotated, rebase_uris
     from ultravqa_ray.schemas.manifest import write_manifest
 
     if args.out.suffix not in (".jsonl", ".parquet"):

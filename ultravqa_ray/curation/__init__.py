@@ -5,5 +5,6 @@
 - :mod:`.rationales`: rationales written from pooled judgments (:mod:`ultravqa_ray.data.pooled`:
   distribution, mean, band, sub-attribute counts, rater comments) by any OpenAI-compatible chat
   endpoint, checked against the pooled score, cached on disk, with the templated writer as
-  fallback (``ultravqa-ray rationales``).
+  fallback (``ultravqa-ray rationales``); :mod:`.prompt` holds the fact sheet and the agreement
+  check, :mod:`.records` the manifests in and out.
 """

@@ -9,7 +9,7 @@ the ``openai`` client, extra ``llm``) for one or two sentences:
   or the server's ``Retry-After`` when it sends one, at most ``backoff_max_s``;
 - **a cache on disk keyed by the input** (model, messages, sampling settings): a rerun, or a run
   that meets the same judgment again, sends nothing twice. Only answers are stored, never keys;
-- **a check** that the text agrees with the pooled score: the first verdict word it uses is the band
+- **a check** (:mod:`.prompt`) that the text agrees with the pooled score: the first verdict word it uses is the band
   of the raters' mean, and it names every sub-attribute most raters marked. A text that fails is
   re-asked once, saying what was wrong; a second failure (or an endpoint that keeps failing)
   falls back to the templated writer (:func:`ultravqa_ray.data.rationale.pooled_rationale`).
@@ -28,7 +28,6 @@ import json
 import logging
 import os
 import random
-import re
 import uuid
 from collections import Counter
 from collections.abc import Mapping, Sequence
@@ -38,15 +37,13 @@ from typing import Any
 
 from pydantic import Field, SecretStr
 
-from connectors.wire.dimensions import Dimension
 from ultravqa_ray.config import Config
-from ultravqa_ray.data.pooled import PooledJudgment, pool
+from ultravqa_ray.curation.prompt import PROMPT_VERSION, check, messages_for, reask
+from ultravqa_ray.data.pooled import PooledJudgment
 from ultravqa_ray.data.rationale import pooled_rationale
-from ultravqa_ray.schemas.annotation import AnnotationRecord
 
 log = logging.getLogger(__name__)
 
-PROMPT_VERSION = 1  # part of the cache key: change it when the prompt changes
 ENV_PREFIX = "ULTRAVQA_LLM_"
 
 
@@ -130,61 +127,6 @@ class WriterStats:
         }
 
 
-# -- prompt and check --------------------------------------------------------------------------
-
-SYSTEM = (
-    "You explain human video quality ratings. From the pooled judgment of several raters on one "
-    "dimension of one video, write one or two plain sentences that explain the verdict. Begin with "
-    "'<dimension> is <verdict word>', using the verdict word given. Name every issue marked by most "
-    "raters; mention other issues or comments only if they help. Use only the facts given; give no "
-    "numeric score."
-)
-
-
-def messages_for(j: PooledJudgment, max_comments: int = 5) -> list[dict[str, str]]:
-    """The chat messages of one pooled judgment."""
-    marked = dict(j.sub_attribute_counts)
-    lines = [
-        f"Dimension: {j.dimension.label} ({j.dimension.description})",
-        f"Scale: 1 (worst) to {j.k} (best)",
-        f"Ratings: {', '.join(map(str, j.ratings))} ({j.n_raters} raters); mean {j.mean:.2f}",
-        f"Verdict word: {j.band}",
-        "Marked by most raters: " + (", ".join(f"{_words(n)} ({marked[n]} of {j.n_raters})" for n in j.majority) or "none"),
-        "Marked by some raters: " + (", ".join(f"{_words(n)} ({marked[n]} of {j.n_raters})" for n in j.minority) or "none"),
-        "Rater comments on this dimension: " + _quoted(j.comments[:max_comments]),
-        "Rater comments on the whole video: " + _quoted(j.video_comments[:max_comments]),
-    ]
-    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": "\n".join(lines)}]
-
-
-def _quoted(comments: Sequence[str]) -> str:
-    return "; ".join(json.dumps(" ".join(c.split())) for c in comments) or "none"
-
-
-def check(text: str, j: PooledJudgment) -> str | None:
-    """``None`` when ``text`` agrees with the pooled judgment, else what is wrong (for the re-ask)."""
-    norm = _normalise(text)
-    words = sorted(j.band_words, key=len, reverse=True)  # 'very poor' before 'poor'
-    found = re.search(r"\b(" + "|".join(re.escape(w) for w in words) + r")\b", norm)
-    if found is None:
-        return f"it does not state the verdict '{j.band}'"
-    if found.group(1) != j.band:
-        return f"it states '{found.group(1)}' but the raters' mean {j.mean:.2f} is '{j.band}'"
-    missing = [_words(n) for n in j.majority if _normalise(_words(n)) not in norm]
-    if missing:
-        return "it does not name " + ", ".join(missing) + " (marked by most raters)"
-    return None
-
-
-def _words(name: str) -> str:
-    return name.replace("_", " ").replace("-", " ")
-
-
-def _normalise(text: str) -> str:
-    text = text.lower().replace("artefact", "artifact").replace("colour", "color")
-    return " ".join(re.sub(r"[_\-]", " ", text).split())
-
-
 # -- the writer --------------------------------------------------------------------------------
 
 
@@ -247,8 +189,7 @@ class RationaleWriter:
                 messages = [
                     *messages,
                     {"role": "assistant", "content": text},
-                    {"role": "user", "content": f"That does not match the raters: {problem}. Write it again, "
-                     f"beginning with '{j.dimension.label} is {j.band}'" + (f" and naming {', '.join(map(_words, j.majority))}" if j.majority else "") + "."},  # fmt: skip
+                    {"role": "user", "content": reask(j, problem)},
                 ]
         self.stats.fallbacks["disagreed"] += 1
         return pooled_rationale(j), "template"
@@ -331,83 +272,3 @@ class _GaveUp(Exception):
 def _describe(exc: Exception) -> str:
     status = getattr(exc, "status_code", None)
     return f"{type(exc).__name__}" + (f" ({status})" if status else "")
-
-
-# -- manifests ---------------------------------------------------------------------------------
-
-
-def rationales_for_records(
-    items: Sequence[tuple[AnnotationRecord, Mapping[Dimension, Sequence[str]]]],
-    writer: RationaleWriter,
-) -> list[AnnotationRecord]:
-    """The records with ``rationale`` rewritten for every rated dimension from its pooled judgment.
-
-    ``metadata["rationale_source"]`` says, per dimension, whether the text came from the model
-    (``llm``) or the template. The records are written elsewhere with :func:`rebase_uris`.
-    """
-    jobs = [(i, d, pool(rec, d, writer.config.k, comments)) for i, (rec, comments) in enumerate(items) for d in rec.dimensions()]
-    written = writer.write([j for _, _, j in jobs])
-    texts: dict[int, dict[Dimension, tuple[str, str]]] = {}
-    for (i, d, _), result in zip(jobs, written, strict=True):
-        texts.setdefault(i, {})[d] = result
-    out = []
-    for i, (rec, _) in enumerate(items):
-        mine = texts.get(i, {})
-        metadata = {**rec.metadata, "rationale_source": {d.value: s for d, (_, s) in mine.items()}}
-        out.append(rec.model_copy(update={"rationale": {d: t for d, (t, _) in mine.items()}, "metadata": metadata}))
-    return out
-
-
-def rebase_uris(records: Sequence[AnnotationRecord], source: str | Path, target: str | Path) -> list[AnnotationRecord]:
-    """Relative uris (relative to the manifest ``source``) made relative to the manifest ``target``."""
-    from ultravqa_ray.schemas.manifest import resolve_uri
-
-    here, there = Path(source).resolve().parent, Path(target).resolve().parent
-    if here == there:
-        return list(records)
-    out = []
-    for rec in records:
-        if "://" in rec.uri or Path(rec.uri).is_absolute():
-            out.append(rec)
-        else:
-            out.append(rec.model_copy(update={"uri": os.path.relpath(resolve_uri(rec.uri, source), there)}))
-    return out
-
-
-def read_annotated(path: str | Path, k: int = 5) -> list[tuple[AnnotationRecord, dict[Dimension, list[str]]]]:
-    """Annotation records and their rater comments (optional ``comments: {dimension: [str, ...]}``).
-
-    The record schema has no comment field yet, so the comments are taken off each row (JSON Lines
-    key ``comments``, Parquet column ``comments_json``) before the rest is validated as usual.
-    """
-    from pydantic import TypeAdapter, ValidationError
-
-    from connectors.wire.errors import describe_validation_error
-    from ultravqa_ray.schemas.annotation import ScoreScale
-    from ultravqa_ray.schemas.manifest import ManifestError, _jsonl_rows, _parquet_rows, records_from_rows
-
-    path = Path(path)
-    if not path.is_file():
-        raise ManifestError(f"{path}: manifest not found")
-    if path.suffix == ".jsonl":
-        rows = list(_jsonl_rows(path))
-    elif path.suffix == ".parquet":
-        import pyarrow.parquet as pq
-
-        rows = list(_parquet_rows(path))
-        names = pq.read_schema(path).names
-        if "comments_json" in names:
-            column = pq.read_table(path, columns=["comments_json"])["comments_json"].to_pylist()
-            for (_, row), text in zip(rows, column, strict=True):
-                if text is not None:
-                    row["comments"] = json.loads(text)
-    else:
-        raise ManifestError(f"{path}: manifest must end in .jsonl or .parquet")
-    comments_type = TypeAdapter(dict[Dimension, list[str]])
-    comments = []
-    for where, row in rows:
-        try:
-            comments.append(comments_type.validate_python(row.pop("comments", None) or {}))
-        except ValidationError as exc:
-            raise ManifestError(f"{path} {where}: comments: {describe_validation_error(exc)}") from exc
-    return list(zip(records_from_rows(rows, path, ScoreScale(k=k)), comments, strict=True))
