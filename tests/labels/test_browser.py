@@ -31,7 +31,7 @@ def _driver():
         pytest.fail("chromium and chromium-driver are missing: `make test` installs them with apt-get")
     options = webdriver.ChromeOptions()
     options.binary_location = binary
-    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,1700",
+    for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--window-size=1280,2000",
                  "--autoplay-policy=no-user-gesture-required"):  # fmt: skip
         options.add_argument(flag)
     return webdriver.Chrome(service=Service(driver), options=options)

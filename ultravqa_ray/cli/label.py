@@ -129,7 +129,7 @@ def run_install(args) -> int:
 
 def run_server(args) -> int:
     from ultravqa_ray.labels import server
-    from ultravqa_ray.labels.studio import LabelStudio, WebSession
+    from ultravqa_ray.labels.studio import WebSession
 
     raters = []
     for item in args.rater:
@@ -146,13 +146,26 @@ def run_server(args) -> int:
     try:
         for email, password in raters:
             WebSession(proc.url).signup(email, password)
-        client = LabelStudio.login(proc.url, args.email, args.password)
+        token = _owner_token(proc, args)
         print(f"Label Studio ready at {proc.url} after {time.monotonic() - started:.0f} s (Ctrl-C to stop)", file=sys.stderr)
-        print(json.dumps({"url": proc.url, "email": args.email, "token": client.token}), flush=True)
+        print(json.dumps({"url": proc.url, "email": args.email, "token": token}), flush=True)
         status = proc.wait()
     finally:
         proc.stop()
     return 0 if status in (0, -signal.SIGTERM) else status
+
+
+def _owner_token(proc, args) -> str:
+    """The owner's personal access token: created on the first start, kept in DATA/owner-token (mode 600)."""
+    from ultravqa_ray.labels.studio import LabelStudio
+
+    path = proc.data_dir / "owner-token"
+    if path.exists():
+        return path.read_text().strip()
+    token = LabelStudio.login(proc.url, args.email, args.password).create_token()
+    path.touch(mode=0o600)
+    path.write_text(token + "\n")
+    return token
 
 
 def run_push(args) -> int:

@@ -56,7 +56,7 @@ class Thresholds(Config):
         0.3, description="Smallest Pearson correlation with the leave-one-out consensus (mean over dimensions)."
     )
     max_inconsistency: float = Field(
-        1.2, gt=0, description="Largest P.910 subject inconsistency (std of the rater's noise, in score points)."
+        1.0, gt=0, description="Largest P.910 subject inconsistency (std of the rater's noise, in score points)."
     )
     min_gold_accuracy: float = Field(
         0.5, ge=0, le=1, description="Smallest share of gold ratings within gold_tolerance of the known answer."

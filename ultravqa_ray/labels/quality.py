@@ -215,8 +215,12 @@ def _against_consensus(m: np.ndarray, j: int, model_bias: float, inconsistency: 
 
 
 def _pearson(a: np.ndarray, b: np.ndarray) -> float:
-    if len(a) < 3 or np.std(a) == 0 or np.std(b) == 0:
+    """Pearson's r; a rater who gives one score to every video (while the others vary) carries no
+    information and gets 0, not NaN, so the threshold catches them."""
+    if len(a) < 3 or np.std(b) == 0:
         return float("nan")
+    if np.std(a) == 0:
+        return 0.0
     return float(np.corrcoef(a, b)[0, 1])
 
 

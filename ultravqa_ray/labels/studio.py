@@ -38,15 +38,21 @@ from ultravqa_ray.labels.videos import local_files_url, presign_s3
 log = logging.getLogger(__name__)
 
 
-class StudioError(RuntimeError):
+class StudioError(OSError):
     """Label Studio refused a request or could not be reached; the message says which and why."""
 
 
 class LabelStudio:
-    """REST client; ``token`` is a personal access token (JWT refresh token)."""
+    """REST client; ``token`` is a personal access token (JWT refresh token).
 
-    def __init__(self, url: str, token: str, *, timeout_s: float = 30.0):
+    A client made by :meth:`login` rides on the web session instead (cookies and CSRF header).
+    """
+
+    def __init__(self, url: str, token: str | None, *, timeout_s: float = 30.0, session: WebSession | None = None):
+        if not token and session is None:
+            raise StudioError("a personal access token or a logged-in session is needed")
         self.url, self.token, self.timeout_s = url.rstrip("/"), token, timeout_s
+        self.session = session
         self._access: str | None = None
         self._opener = urllib.request.build_opener()
 
@@ -62,14 +68,17 @@ class LabelStudio:
 
     @classmethod
     def login(cls, url: str, email: str, password: str, *, timeout_s: float = 30.0) -> LabelStudio:
-        """Log in with the web form and create a personal access token for this account."""
+        """A client logged in with the web form (what a rater's browser does)."""
         session = WebSession(url, timeout_s=timeout_s)
         session.login(email, password)
-        token = session.request("POST", "/api/token/")
-        value = token.get("token") if isinstance(token, dict) else None
-        if not value:
-            raise StudioError(f"{url}/api/token/ returned no token: {str(token)[:200]}")
-        return cls(url, value, timeout_s=timeout_s)
+        return cls(url, None, timeout_s=timeout_s, session=session)
+
+    def create_token(self) -> str:
+        """Create this account's personal access token (Label Studio allows one at a time)."""
+        body = self.request("POST", "/api/token/")
+        if not isinstance(body, dict) or not body.get("token"):
+            raise StudioError(f"{self.url}/api/token/ returned no token")
+        return body["token"]
 
     # --- transport --------------------------------------------------------------------------
 
@@ -81,11 +90,20 @@ class LabelStudio:
         return self._access
 
     def request(self, method: str, path: str, payload: Any = None, *, params: dict | None = None) -> Any:
-        url = f"{self.url}{path}" + (f"?{urllib.parse.urlencode(params)}" if params else "")
-        for attempt in (0, 1):
-            access = self._access or self._refresh()
+        path = path + (f"?{urllib.parse.urlencode(params)}" if params else "")
+        if self.session is not None:
             try:
-                return _call(self._opener, method, url, payload, {"Authorization": f"Bearer {access}"}, self.timeout_s)
+                return self.session.request(method, path, payload)
+            except _Unauthorized:
+                raise StudioError(f"{method} {path}: the session is not logged in") from None
+        for attempt in (0, 1):
+            try:
+                access = self._access or self._refresh()
+            except _Unauthorized:
+                raise StudioError(f"{self.url}: the personal access token was refused (expired or revoked?)") from None
+            try:
+                return _call(self._opener, method, f"{self.url}{path}", payload,
+                             {"Authorization": f"Bearer {access}"}, self.timeout_s)  # fmt: skip
             except _Unauthorized:
                 self._access = None
                 if attempt:
@@ -283,11 +301,13 @@ def pulled_ratings(client: LabelStudio, config: LabelConfig) -> tuple[list[Ratin
     for task in client.tasks(int(project["id"])):
         if task.get("data", {}).get("gold"):
             gold.add(str(task["data"].get("video_id")))
-        for ann in task.get("annotations", []):
+        latest: dict[str, dict] = {}  # a rater who submitted twice: the later annotation counts
+        for ann in sorted(task.get("annotations", []), key=lambda a: a.get("id", 0)):
             if ann.get("was_cancelled"):
                 continue
             who = ann.get("completed_by")
-            rater = who.get("email") if isinstance(who, dict) else users.get(who, str(who))
+            latest[who.get("email") if isinstance(who, dict) else users.get(who, str(who))] = ann
+        for rater, ann in latest.items():
             ratings += annotation_ratings(task, ann, rater, config)
     return ratings, gold
 
