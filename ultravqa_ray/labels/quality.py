@@ -42,7 +42,10 @@ from ultravqa_ray.labels.records import Rating
 from ultravqa_ray.metrics.agreement import krippendorff_alpha
 
 _Z95 = 1.959963984540054
-_MIN_UPSILON = 1e-3  # keeps a perfectly consistent rater's weight finite
+# Floor of upsilon: the rounding noise of an integer scale, std of U(-1/2, 1/2) = 1/sqrt(12). Without
+# it the likelihood is unbounded: a rater's upsilon can collapse to 0 by pulling psi onto their own
+# scores, which then get all the weight (seen on simulated crowds with 5 raters a video).
+MIN_UPSILON = 1 / math.sqrt(12)
 
 
 class SubjectModel(BaseModel):
@@ -104,11 +107,13 @@ class QualityReport(BaseModel):
         return [r.rater for r in self.raters if r.flagged]
 
 
-def fit_subject_model(matrix: np.ndarray, *, max_iter: int = 1000, tol: float = 1e-9) -> tuple:
+def fit_subject_model(
+    matrix: np.ndarray, *, max_iter: int = 1000, tol: float = 1e-9, min_upsilon: float = MIN_UPSILON
+) -> tuple:
     """Fit ``u_ij = psi_j + Delta_i + upsilon_i X`` on ``matrix`` (videos x raters, NaN = not rated).
 
     Returns ``(psi, psi_std, delta, upsilon, iterations, converged)``. Every video needs a rating
-    and every rater at least one.
+    and every rater at least one. ``min_upsilon`` floors each rater's inconsistency.
     """
     u = np.asarray(matrix, dtype=np.float64)
     seen = ~np.isnan(u)
@@ -126,7 +131,7 @@ def fit_subject_model(matrix: np.ndarray, *, max_iter: int = 1000, tol: float = 
         delta = residual.sum(axis=0) / n_rater
         delta -= delta.mean()
         noise = np.where(seen, u - psi[:, None] - delta[None, :], 0.0)
-        upsilon = np.maximum(np.sqrt((noise**2).sum(axis=0) / n_rater), _MIN_UPSILON)
+        upsilon = np.maximum(np.sqrt((noise**2).sum(axis=0) / n_rater), min_upsilon)
         w = np.where(seen, 1.0 / upsilon[None, :] ** 2, 0.0)
         new_psi = (w * np.where(seen, u - delta[None, :], 0.0)).sum(axis=1) / w.sum(axis=1)
         step = float(np.max(np.abs(new_psi - psi)))
