@@ -22,6 +22,7 @@ pytestmark = pytest.mark.slow
 
 # Scores per rater and video: rater i gives base + offset[i] (clipped), so every value is known.
 BASE = {"carphone_pristine": 4, "carphone_distorted": 2, "synthetic_a": 3, "synthetic_b": 1}
+SCORE = {**BASE, "gold_a": 4}
 OFFSET = {"rater1@example.com": 0, "rater2@example.com": 1, "rater3@example.com": 0}
 
 
@@ -43,7 +44,7 @@ def _rate(server, project_id, rater, video_ids):
     owner = server.client()
     tasks = {t["data"]["video_id"]: t for t in owner.tasks(project_id)}
     for vid in video_ids:
-        score = min(5, BASE[vid] + OFFSET[rater])
+        score = min(5, SCORE[vid] + OFFSET[rater])
         labels = {Dimension.CLARITY_QUALITY: ["blur"]} if vid == "carphone_distorted" else {}
         comment = "blocky edges" if rater == "rater1@example.com" and vid == "carphone_distorted" else None
         result = rating_result(LabelConfig(), {d: score for d in DIMENSIONS}, labels, comment)
@@ -57,14 +58,21 @@ def test_push_rate_pull_gives_records_and_a_second_pull_adds_only_new(label_stud
     manifest = tmp_path / "to-rate.jsonl"
     manifest.write_text("".join(json.dumps({"video_id": v, "uri": f"videos/{p.name}"}) + "\n" for v, p in clips.items()))
     args = _label_args(label_studio, "push-pull")
+    # A gold video with a known answer (4 on every dimension), mixed in at one per four videos.
+    make_clip(tmp_path / "videos" / "gold_a.mp4", n_frames=12)
+    gold = tmp_path / "gold.jsonl"
+    gold.write_text(json.dumps({"video_id": "gold_a", "uri": "videos/gold_a.mp4",
+                                "ratings": {d.value: [4, 4, 4] for d in DIMENSIONS}}) + "\n")  # fmt: skip
+    gold_args = ["--gold", str(gold), *args]
 
-    assert main(["label", "push", "--manifest", str(manifest), *args]) == 0
-    assert main(["label", "push", "--manifest", str(manifest), *args]) == 0  # idempotent
+    assert main(["label", "push", "--manifest", str(manifest), *gold_args, "--gold-rate", "0.25"]) == 0
+    assert main(["label", "push", "--manifest", str(manifest), *gold_args, "--gold-rate", "0.25"]) == 0  # idempotent
     owner = label_studio.client()
     project = owner.find_project("push-pull")
     assert project["maximum_annotations"] == 3
     tasks = owner.tasks(project["id"])
-    assert sorted(t["data"]["video_id"] for t in tasks) == sorted(BASE)
+    assert sorted(t["data"]["video_id"] for t in tasks) == sorted([*BASE, "gold_a"])
+    assert [t["data"]["video_id"] for t in tasks if t["data"]["gold"]] == ["gold_a"]
 
     # The video a rater's browser would load is served by Label Studio's local-files route.
     session = WebSession(label_studio.url)
@@ -75,14 +83,15 @@ def test_push_rate_pull_gives_records_and_a_second_pull_adds_only_new(label_stud
         assert resp.read() == clips["carphone_pristine"].read_bytes()
 
     pid = project["id"]
-    _rate(label_studio, pid, "rater1@example.com", list(BASE))
-    _rate(label_studio, pid, "rater2@example.com", list(BASE))
+    _rate(label_studio, pid, "rater1@example.com", ["gold_a", *BASE])  # gold: rater1 right, rater2 within 1
+    _rate(label_studio, pid, "rater2@example.com", ["gold_a", *BASE])
     _rate(label_studio, pid, "rater3@example.com", ["carphone_pristine", "carphone_distorted", "synthetic_a"])
 
     out = tmp_path / "pulled" / "manifest.jsonl"
-    assert main(["label", "pull", "--out", str(out), *args]) == 0
+    assert main(["label", "pull", "--out", str(out), *gold_args]) == 0
     records = {r.video_id: r for r in read_manifest(out)}
-    assert sorted(records) == ["carphone_distorted", "carphone_pristine", "synthetic_a"]  # synthetic_b has 2 raters
+    # synthetic_b has 2 raters so far; gold videos are never records.
+    assert sorted(records) == ["carphone_distorted", "carphone_pristine", "synthetic_a"]
     rec = records["carphone_distorted"]
     assert rec.raters == list(OFFSET)
     assert rec.ratings == {d: [2, 3, 2] for d in DIMENSIONS}
@@ -92,11 +101,18 @@ def test_push_rate_pull_gives_records_and_a_second_pull_adds_only_new(label_stud
     first = out.read_text()
 
     _rate(label_studio, pid, "rater3@example.com", ["synthetic_b"])
-    assert main(["label", "pull", "--out", str(out), *args]) == 0
+    assert main(["label", "pull", "--out", str(out), *gold_args]) == 0
     assert out.read_text().startswith(first)  # earlier records untouched
     assert [r.video_id for r in read_manifest(out)][-1] == "synthetic_b"
     ratings_file = out.with_name("manifest.ratings.jsonl")
-    assert len(ratings_file.read_text().splitlines()) == 12 * len(DIMENSIONS)
+    assert len(ratings_file.read_text().splitlines()) == 14 * len(DIMENSIONS)
+
+    # Quality control straight from Label Studio, with the gold answers.
+    report_dir = tmp_path / "qc"
+    assert main(["label", "report", "--from-studio", "--out", str(report_dir), *gold_args]) == 0
+    quality = json.loads((report_dir / "quality.json").read_text())
+    gold_acc = {r["rater"]: (r["gold_n"], r["gold_accuracy"]) for r in quality["raters"]}
+    assert gold_acc["rater1@example.com"] == (5, 1.0) and gold_acc["rater3@example.com"] == (0, None)
 
     # The manifest is what `train sft` reads: same config, same loader, same rows.
     config = TrainConfig.load(None, ["objective=sft", "model.name_or_path=unused", f"data.manifest={out}"])
