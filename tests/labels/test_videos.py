@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import urllib.error
 import urllib.request
 from urllib.parse import parse_qs, urlsplit
 
@@ -12,15 +11,16 @@ import pytest
 from ultravqa_ray.labels.videos import local_files_url, presign_s3
 
 
-def test_presigned_url_fetches_the_object_and_a_tampered_one_is_refused(s3_server):
+def test_presigned_url_fetches_the_object_from_a_path_style_endpoint(s3_server, monkeypatch):
+    """moto checks the URL's shape and key, not the signature: botocore's equality below does that."""
     uri = s3_server.upload("label-videos", "clips/a b.mp4", b"not really a video")
     url = presign_s3(uri, expires_s=600, endpoint_override=s3_server.endpoint)
+    assert url.startswith(f"{s3_server.url}/label-videos/clips/a%20b.mp4?X-Amz-Algorithm=AWS4-HMAC-SHA256&")
     with urllib.request.urlopen(url, timeout=10) as resp:
         assert resp.read() == b"not really a video"
-    tampered = url.replace("X-Amz-Expires=600", "X-Amz-Expires=601")
-    with pytest.raises(urllib.error.HTTPError) as err:
-        urllib.request.urlopen(tampered, timeout=10)
-    assert err.value.code == 403
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    with pytest.raises(ValueError, match="AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY are not set"):
+        presign_s3(uri, expires_s=600, endpoint_override=s3_server.endpoint)
 
 
 def test_presigned_url_equals_botocore_for_the_same_instant(monkeypatch):
