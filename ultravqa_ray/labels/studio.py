@@ -146,11 +146,13 @@ class LabelStudio:
         """Every task with its annotations (the JSON export)."""
         return self.request("GET", f"/api/projects/{project_id}/export", params={"exportType": "JSON", "download_all_tasks": "true"})
 
-    def import_tasks(self, project_id: int, tasks: Sequence[dict]) -> int:
-        if not tasks:
-            return 0
-        body = self.request("POST", f"/api/projects/{project_id}/import", list(tasks))
-        return int(body.get("task_count", len(tasks))) if isinstance(body, dict) else len(tasks)
+    def import_tasks(self, project_id: int, tasks: Sequence[dict], chunk: int = 500) -> int:
+        added = 0
+        for start in range(0, len(tasks), chunk):
+            part = list(tasks[start : start + chunk])
+            body = self.request("POST", f"/api/projects/{project_id}/import", part)
+            added += int(body.get("task_count", len(part))) if isinstance(body, dict) else len(part)
+        return added
 
     def users(self) -> dict[int, str]:
         return {u["id"]: u.get("email") or u.get("username") or str(u["id"]) for u in self.request("GET", "/api/users/")}
