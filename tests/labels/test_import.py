@@ -61,7 +61,9 @@ def test_bad_rows_are_reported_by_line_and_nothing_is_written(tmp_path, capsys):
     out = tmp_path / "manifest.jsonl"
     assert main(["label", "import", str(src), "--out", str(out)]) == 1
     err_text = capsys.readouterr().err
-    assert err_text.count("\n") == 1 and "5 bad row(s), nothing imported: line 3: unknown dimension" in err_text
+    assert (
+        err_text.count("\n") == 1 and "5 bad row(s), nothing imported: line 3: unknown dimension" in err_text
+    )
     assert not out.exists() and not (tmp_path / "manifest.ratings.jsonl").exists()
 
 
@@ -76,7 +78,9 @@ def test_jsonl_with_k10_and_a_video_list_for_uris(tmp_path):
     videos = tmp_path / "uploads.jsonl"
     videos.write_text(json.dumps({"video_id": "v1", "uri": "s3://bucket/v1.mp4"}) + "\n")
     out = tmp_path / "m.jsonl"
-    assert main(["label", "import", str(src), "--out", str(out), "--videos", str(videos), "--set", "k=10"]) == 0
+    assert (
+        main(["label", "import", str(src), "--out", str(out), "--videos", str(videos), "--set", "k=10"]) == 0
+    )
     (rec,) = read_manifest(out, k=10)
     assert rec.uri == "s3://bucket/v1.mp4" and rec.ratings[Dimension.AESTHETIC_QUALITY] == [9, 10, 8]
     # Without a uri anywhere the import says which video lacks one.

@@ -18,7 +18,9 @@ def test_interface_has_video_ratings_choices_and_comment():
     assert [r.get("name") for r in ratings] == [d.value for d in DIMENSIONS]
     assert {r.get("maxRating") for r in ratings} == {"5"}
     assert all(r.get("toName") == "video" and r.get("required") == "true" for r in ratings)
-    choices = {c.get("name"): [x.get("value") for x in c.findall("Choice")] for c in root.findall(".//Choices")}
+    choices = {
+        c.get("name"): [x.get("value") for x in c.findall("Choice")] for c in root.findall(".//Choices")
+    }
     assert choices["clarity_quality_sub"] == ["blur", "noise", "compression_artifacts", "low_resolution"]
     assert "static" in choices["motion_amplitude_sub"]
     assert all(c.get("choice") == "multiple" for c in root.findall(".//Choices"))
@@ -31,9 +33,15 @@ def test_interface_has_video_ratings_choices_and_comment():
 
 def test_interface_follows_k_and_a_subset_of_dimensions_with_quotes_escaped():
     config = LabelConfig.load(None, ["k=10", "comment=false"]).model_copy(
-        update={"dimensions": (LabelConfig().spec(Dimension.CLARITY_QUALITY).model_copy(update={"low": 'a "bad" <clip>'}),)}
+        update={
+            "dimensions": (
+                LabelConfig().spec(Dimension.CLARITY_QUALITY).model_copy(update={"low": 'a "bad" <clip>'}),
+            )
+        }
     )
     root = ET.fromstring(labeling_config(config))
-    assert [(r.get("name"), r.get("maxRating")) for r in root.findall(".//Rating")] == [("clarity_quality", "10")]
+    assert [(r.get("name"), r.get("maxRating")) for r in root.findall(".//Rating")] == [
+        ("clarity_quality", "10")
+    ]
     assert root.find(".//TextArea") is None
     assert '1 = a "bad" <clip>' in root.find(".//Text").get("value")

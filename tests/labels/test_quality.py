@@ -99,20 +99,26 @@ def test_subject_model_matches_sureal():
     psi = rng.uniform(1, 5, n_videos)
     bias = np.array([0.0, 0.5, -0.5, 0.2, -0.2, 0.0])
     noise = np.array([0.3, 0.4, 0.5, 0.3, 0.6, 1.5])
-    scores = np.round(psi[:, None] + bias[None, :] + noise[None, :] * rng.standard_normal((n_videos, n_raters)))
+    scores = np.round(
+        psi[:, None] + bias[None, :] + noise[None, :] * rng.standard_normal((n_videos, n_raters))
+    )
     scores[rng.random(scores.shape) < 0.1] = np.nan  # missing ratings
     ours = fit_subject_model(scores, min_upsilon=1e-6)  # sureal has no floor: compare the plain MLE
 
     class Dataset:
         dataset_name = "labels"
-        ref_videos = [{"content_id": j, "content_name": f"c{j}", "path": f"c{j}.yuv"} for j in range(n_videos)]
+        ref_videos = [
+            {"content_id": j, "content_name": f"c{j}", "path": f"c{j}.yuv"} for j in range(n_videos)
+        ]
         dis_videos = [
             {"content_id": j, "asset_id": j, "path": f"d{j}.yuv",
              "os": {f"s{i}": float(scores[j, i]) for i in range(n_raters) if not np.isnan(scores[j, i])}}
             for j in range(n_videos)
         ]  # fmt: skip
 
-    theirs = sureal.MaximumLikelihoodEstimationModelContentOblivious(RawDatasetReader(Dataset())).run_modeling()
+    theirs = sureal.MaximumLikelihoodEstimationModelContentOblivious(
+        RawDatasetReader(Dataset())
+    ).run_modeling()
     assert np.allclose(ours[0], theirs["quality_scores"], atol=1e-3)
     assert np.allclose(ours[2], theirs["observer_bias"], atol=1e-3)
     assert np.allclose(ours[3], theirs["observer_inconsistency"], atol=1e-3)

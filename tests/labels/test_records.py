@@ -33,7 +33,10 @@ def test_records_keep_rater_order_missing_entries_majority_labels_and_comments()
     assert rec.y_mean(MQ) == 4.5
     # Labels ticked by at least half of the 3 raters (2 of 3); every vote kept in metadata.
     assert rec.sub_attributes == {MQ: [], CQ: ["blur", "noise"]}
-    assert rec.metadata["sub_attribute_votes"] == {"motion_quality": {"shake": 1}, "clarity_quality": {"blur": 2, "noise": 2}}
+    assert rec.metadata["sub_attribute_votes"] == {
+        "motion_quality": {"shake": 1},
+        "clarity_quality": {"blur": 2, "noise": 2},
+    }
     assert rec.metadata["comments"] == {"ann": "wobbly start"}
 
 

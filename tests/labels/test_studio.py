@@ -56,7 +56,9 @@ def test_push_rate_pull_gives_records_and_a_second_pull_adds_only_new(label_stud
     monkeypatch.setenv("LABEL_STUDIO_API_KEY", label_studio.token)
     clips = _clips(tmp_path / "videos")
     manifest = tmp_path / "to-rate.jsonl"
-    manifest.write_text("".join(json.dumps({"video_id": v, "uri": f"videos/{p.name}"}) + "\n" for v, p in clips.items()))
+    manifest.write_text(
+        "".join(json.dumps({"video_id": v, "uri": f"videos/{p.name}"}) + "\n" for v, p in clips.items())
+    )
     args = _label_args(label_studio, "push-pull")
     # A gold video with a known answer (4 on every dimension), mixed in at one per four videos.
     make_clip(tmp_path / "videos" / "gold_a.mp4", n_frames=12)
@@ -66,7 +68,9 @@ def test_push_rate_pull_gives_records_and_a_second_pull_adds_only_new(label_stud
     gold_args = ["--gold", str(gold), *args]
 
     assert main(["label", "push", "--manifest", str(manifest), *gold_args, "--gold-rate", "0.25"]) == 0
-    assert main(["label", "push", "--manifest", str(manifest), *gold_args, "--gold-rate", "0.25"]) == 0  # idempotent
+    assert (
+        main(["label", "push", "--manifest", str(manifest), *gold_args, "--gold-rate", "0.25"]) == 0
+    )  # idempotent
     owner = label_studio.client()
     project = owner.find_project("push-pull")
     assert project["maximum_annotations"] == 3
@@ -141,7 +145,18 @@ def test_pull_without_a_token_or_project_fails_with_one_line(label_studio, tmp_p
     assert main(["label", "pull", "--out", str(tmp_path / "m.jsonl"), "--url", label_studio.url]) == 1
     assert "set LABEL_STUDIO_API_KEY to a Label Studio personal access token" in capsys.readouterr().err
     monkeypatch.setenv("LABEL_STUDIO_API_KEY", label_studio.token)
-    assert main(["label", "pull", "--out", str(tmp_path / "m.jsonl"), *_label_args(label_studio, "no such project")]) == 1
+    assert (
+        main(
+            [
+                "label",
+                "pull",
+                "--out",
+                str(tmp_path / "m.jsonl"),
+                *_label_args(label_studio, "no such project"),
+            ]
+        )
+        == 1
+    )
     assert "no Label Studio project titled 'no such project'" in capsys.readouterr().err
     monkeypatch.setenv("LABEL_STUDIO_API_KEY", "not-a-token")
     assert main(["label", "pull", "--out", str(tmp_path / "m.jsonl"), "--url", label_studio.url]) == 1

@@ -46,11 +46,22 @@ def register(sub) -> None:
                            "(and --rater accounts), print {url, email, token} as JSON and run until Ctrl-C. "
                            "Export the token as LABEL_STUDIO_API_KEY for push and pull.")  # fmt: skip
     p.add_argument("--port", type=int, default=8080, help="port on 127.0.0.1 (default 8080)")
-    p.add_argument("--data", type=Path, default=Path("label-studio-data"), help="data folder (default ./label-studio-data)")
+    p.add_argument(
+        "--data",
+        type=Path,
+        default=Path("label-studio-data"),
+        help="data folder (default ./label-studio-data)",
+    )
     p.add_argument("--email", default="owner@example.com", help="owner account e-mail")
     p.add_argument("--password", default="ultravqa-owner", help="owner account password (development only)")
     p.add_argument("--files-root", default="/", help="document root of the local-files route (default /)")
-    p.add_argument("--rater", action="append", default=[], metavar="EMAIL:PASSWORD", help="create a rater account (repeatable)")
+    p.add_argument(
+        "--rater",
+        action="append",
+        default=[],
+        metavar="EMAIL:PASSWORD",
+        help="create a rater account (repeatable)",
+    )
     p.set_defaults(func=run_server)
 
     p = actions.add_parser("push", help="create/update the project and import rating tasks",
@@ -58,7 +69,11 @@ def register(sub) -> None:
                            "raters per video) and import one task per video it does not have yet.")  # fmt: skip
     src = p.add_mutually_exclusive_group(required=True)
     src.add_argument("--manifest", type=Path, help="annotation manifest (.jsonl/.parquet) of the videos")
-    src.add_argument("--uploads", type=Path, help="JSON Lines list of selected uploads (video_id, uri), e.g. from 'label select'")
+    src.add_argument(
+        "--uploads",
+        type=Path,
+        help="JSON Lines list of selected uploads (video_id, uri), e.g. from 'label select'",
+    )
     src.add_argument("--prefix", help="every video under a local folder or s3:// prefix")
     p.add_argument("--gold", type=Path, help="manifest of gold videos (known answers) to mix in")
     p.add_argument("--gold-rate", type=float, default=0.1, help="gold tasks per video pushed (default 0.1)")
@@ -78,7 +93,9 @@ def register(sub) -> None:
                            "bad rows are listed with their line numbers and nothing is written.")  # fmt: skip
     p.add_argument("ratings", type=Path, help="ratings file (.csv or .jsonl)")
     p.add_argument("--out", type=Path, required=True, help="manifest to add to (.jsonl or .parquet)")
-    p.add_argument("--videos", type=Path, help="manifest or uploads list giving each video's uri (if the rows have none)")
+    p.add_argument(
+        "--videos", type=Path, help="manifest or uploads list giving each video's uri (if the rows have none)"
+    )
     _qc_arguments(p)
     p.set_defaults(func=run_import)
 
@@ -86,7 +103,9 @@ def register(sub) -> None:
                            description="Agreement (Krippendorff's alpha), each rater's bias and correlation against the "
                            "leave-one-out consensus, gold accuracy and the P.910 / SUREAL subject model.")  # fmt: skip
     src = p.add_mutually_exclusive_group(required=True)
-    src.add_argument("--ratings", type=Path, help="long-format ratings (.csv/.jsonl, e.g. the .ratings.jsonl pull writes)")
+    src.add_argument(
+        "--ratings", type=Path, help="long-format ratings (.csv/.jsonl, e.g. the .ratings.jsonl pull writes)"
+    )
     src.add_argument("--from-studio", action="store_true", help="read the ratings from Label Studio")
     p.add_argument("--out", type=Path, required=True, help="report folder (quality.json, index.html, plots/)")
     p.add_argument("--gold", type=Path, help="manifest of gold videos (known answers)")
@@ -99,7 +118,9 @@ def register(sub) -> None:
 
 def _qc_arguments(p) -> None:
     p.add_argument("--gold", type=Path, help="manifest of gold videos (known answers): scored, never written")
-    p.add_argument("--drop-flagged", action="store_true", help="drop the ratings of raters quality control marks")
+    p.add_argument(
+        "--drop-flagged", action="store_true", help="drop the ratings of raters quality control marks"
+    )
     add_config_arguments(p, "LabelConfig", _SHORTCUTS, example="label.yaml")
 
 
@@ -147,7 +168,10 @@ def run_server(args) -> int:
         for email, password in raters:
             WebSession(proc.url).signup(email, password)
         token = _owner_token(proc, args)
-        print(f"Label Studio ready at {proc.url} after {time.monotonic() - started:.0f} s (Ctrl-C to stop)", file=sys.stderr)
+        print(
+            f"Label Studio ready at {proc.url} after {time.monotonic() - started:.0f} s (Ctrl-C to stop)",
+            file=sys.stderr,
+        )
         print(json.dumps({"url": proc.url, "email": args.email, "token": token}), flush=True)
         status = proc.wait()
     finally:
@@ -174,7 +198,9 @@ def run_push(args) -> int:
 
     config = _config(args)
     if args.prefix:
-        entries = list_prefix(args.prefix, s3_endpoint_override=config.s3_endpoint_override, suffixes=_VIDEO_SUFFIXES)
+        entries = list_prefix(
+            args.prefix, s3_endpoint_override=config.s3_endpoint_override, suffixes=_VIDEO_SUFFIXES
+        )
     else:
         entries = read_manifest_entries(args.manifest or args.uploads)
     if not entries:

@@ -15,9 +15,15 @@ from ultravqa_ray.config import Config
 from ultravqa_ray.data.factors import DEFECTS
 
 _ENDS: dict[Dimension, tuple[str, str]] = {
-    Dimension.MOTION_QUALITY: ("severe stutter, shake or unnatural motion", "perfectly smooth, natural motion"),
+    Dimension.MOTION_QUALITY: (
+        "severe stutter, shake or unnatural motion",
+        "perfectly smooth, natural motion",
+    ),
     Dimension.MOTION_AMPLITUDE: ("static: nothing moves", "large motion of the camera or the subjects"),
-    Dimension.AESTHETIC_QUALITY: ("poor composition, colour and lighting", "excellent composition, colour and lighting"),
+    Dimension.AESTHETIC_QUALITY: (
+        "poor composition, colour and lighting",
+        "excellent composition, colour and lighting",
+    ),
     Dimension.CONTENT_QUALITY: ("empty or meaningless scene", "clear, rich and meaningful subject"),
     Dimension.CLARITY_QUALITY: ("very blurry, noisy or blocky", "sharp and clean, no visible artefacts"),
 }
@@ -41,7 +47,11 @@ class DimensionSpec(Config):
 def default_dimensions() -> tuple[DimensionSpec, ...]:
     return tuple(
         DimensionSpec(
-            name=d, definition=d.description, low=_ENDS[d][0], high=_ENDS[d][1], sub_attributes=_SUB_ATTRIBUTES[d]
+            name=d,
+            definition=d.description,
+            low=_ENDS[d][0],
+            high=_ENDS[d][1],
+            sub_attributes=_SUB_ATTRIBUTES[d],
         )
         for d in DIMENSIONS
     )
@@ -50,16 +60,26 @@ def default_dimensions() -> tuple[DimensionSpec, ...]:
 class Thresholds(Config):
     """Quality-control limits; a rater breaking any of them is marked for exclusion."""
 
-    min_items: int = Field(5, ge=1, description="Raters with fewer rated videos are reported but never marked.")
-    max_abs_bias: float = Field(0.75, gt=0, description="Largest |mean offset| from the leave-one-out consensus.")
+    min_items: int = Field(
+        5, ge=1, description="Raters with fewer rated videos are reported but never marked."
+    )
+    max_abs_bias: float = Field(
+        0.75, gt=0, description="Largest |mean offset| from the leave-one-out consensus."
+    )
     min_consensus_corr: float = Field(
-        0.3, description="Smallest Pearson correlation with the leave-one-out consensus (mean over dimensions)."
+        0.3,
+        description="Smallest Pearson correlation with the leave-one-out consensus (mean over dimensions).",
     )
     max_inconsistency: float = Field(
-        1.0, gt=0, description="Largest P.910 subject inconsistency (std of the rater's noise, in score points)."
+        1.0,
+        gt=0,
+        description="Largest P.910 subject inconsistency (std of the rater's noise, in score points).",
     )
     min_gold_accuracy: float = Field(
-        0.5, ge=0, le=1, description="Smallest share of gold ratings within gold_tolerance of the known answer."
+        0.5,
+        ge=0,
+        le=1,
+        description="Smallest share of gold ratings within gold_tolerance of the known answer.",
     )
     gold_tolerance: int = Field(1, ge=0, description="A gold rating counts as right within this many points.")
 
@@ -73,9 +93,12 @@ class LabelStudioSettings(Config):
     )
     project: str = Field("UltraVQA ratings", min_length=1, description="Project title (created if missing).")
     local_files_root: str = Field(
-        "/", description="The server's LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT (local videos must lie under it)."
+        "/",
+        description="The server's LABEL_STUDIO_LOCAL_FILES_DOCUMENT_ROOT (local videos must lie under it).",
     )
-    presign_ttl_s: int = Field(7 * 24 * 3600, ge=60, le=7 * 24 * 3600, description="Lifetime of presigned URLs.")
+    presign_ttl_s: int = Field(
+        7 * 24 * 3600, ge=60, le=7 * 24 * 3600, description="Lifetime of presigned URLs."
+    )
     timeout_s: float = Field(30.0, gt=0, description="Timeout of one HTTP request.")
 
 
@@ -83,7 +106,9 @@ class LabelConfig(Config):
     """Labelling: scale, dimensions, raters per video, quality thresholds and the server."""
 
     k: int = Field(5, ge=2, le=100, description="Scores are 1..k.")
-    dimensions: tuple[DimensionSpec, ...] = Field(default_factory=default_dimensions, description="Rated dimensions.")
+    dimensions: tuple[DimensionSpec, ...] = Field(
+        default_factory=default_dimensions, description="Rated dimensions."
+    )
     raters_per_video: int = Field(3, ge=1, description="Ratings Label Studio collects per video.")
     min_raters: int | None = Field(
         None, ge=1, description="Ratings a video needs before pull writes it (default raters_per_video)."
@@ -92,7 +117,9 @@ class LabelConfig(Config):
     drop_flagged: bool = Field(False, description="pull drops the ratings of raters the thresholds mark.")
     thresholds: Thresholds = Field(default_factory=Thresholds)
     studio: LabelStudioSettings = Field(default_factory=LabelStudioSettings)
-    s3_endpoint_override: str | None = Field(None, description="host:port of an S3-compatible store (moto, MinIO).")
+    s3_endpoint_override: str | None = Field(
+        None, description="host:port of an S3-compatible store (moto, MinIO)."
+    )
 
     @model_validator(mode="after")
     def _check(self) -> LabelConfig:

@@ -58,7 +58,12 @@ def read_ratings(
             continue
         key = (rating.video_id, rating.rater, rating.dimension.value)
         if key in seen:
-            problems.append((line, f"duplicate rating of video {key[0]!r} by {key[1]!r} on {key[2]} (first on line {seen[key]})"))
+            problems.append(
+                (
+                    line,
+                    f"duplicate rating of video {key[0]!r} by {key[1]!r} on {key[2]} (first on line {seen[key]})",
+                )
+            )
             continue
         seen[key] = line
         ratings.append(rating)

@@ -23,13 +23,13 @@ def labeling_config(config: LabelConfig) -> str:
     lines = [
         "<View>",
         f'  <Video name="{VIDEO}" value="${VIDEO}" height="360"/>',
-        f"  <Header value={q(f'Rate the video on each dimension, 1 (worst) to {config.k} (best).')} size=\"4\"/>",
+        f'  <Header value={q(f"Rate the video on each dimension, 1 (worst) to {config.k} (best).")} size="4"/>',
     ]
     for spec in config.dimensions:
         name = spec.name.value
         lines += [
             '  <View style="border-top: 1px solid #ddd; padding-top: 6px">',
-            f"    <Header value={q(spec.name.label)} size=\"5\"/>",
+            f'    <Header value={q(spec.name.label)} size="5"/>',
             f"    <Text name={q(name + '_help')} value={q(f'{spec.definition}. 1 = {spec.low}; {config.k} = {spec.high}.')}/>",
             f'    <Rating name="{name}" toName="{VIDEO}" maxRating="{config.k}" required="true" perRegion="false"/>',
         ]

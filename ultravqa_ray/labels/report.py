@@ -54,9 +54,13 @@ def _plot(report: QualityReport, ratings: Sequence[Rating], dim: Dimension, path
         if row is None:
             continue
         bad = rater in flagged
-        ax_r.scatter([row.inconsistency], [row.bias], color="tab:red" if bad else "tab:blue", s=30 if bad else 14)
+        ax_r.scatter(
+            [row.inconsistency], [row.bias], color="tab:red" if bad else "tab:blue", s=30 if bad else 14
+        )
         if bad:
-            ax_r.annotate(rater, (row.inconsistency, row.bias), fontsize=7, xytext=(3, 3), textcoords="offset points")
+            ax_r.annotate(
+                rater, (row.inconsistency, row.bias), fontsize=7, xytext=(3, 3), textcoords="offset points"
+            )
     ax_r.axhline(0, color="black", lw=0.8)
     for y in (-report.thresholds.max_abs_bias, report.thresholds.max_abs_bias):
         ax_r.axhline(y, color="tab:red", lw=0.8, ls="--")
@@ -92,7 +96,9 @@ def _html(report: QualityReport) -> str:
         "<table><tr><th>dimension</th><th>videos</th><th>ratings</th><th>alpha (ordinal)</th></tr>",
     ]
     for dim, q in report.per_dimension.items():
-        parts.append(f"<tr><td>{esc(dim.label)}</td><td>{q.n_videos}</td><td>{q.n_ratings}</td><td>{_fmt(q.alpha)}</td></tr>")
+        parts.append(
+            f"<tr><td>{esc(dim.label)}</td><td>{q.n_videos}</td><td>{q.n_ratings}</td><td>{_fmt(q.alpha)}</td></tr>"
+        )
     parts.append("</table>")
     t = report.thresholds
     parts.append(
@@ -113,6 +119,8 @@ def _html(report: QualityReport) -> str:
         )
     parts.append("</table><h2>Per dimension</h2>")
     for dim in report.per_dimension:
-        parts.append(f'<h3>{esc(dim.label)}</h3><img src="plots/{esc(dim.value)}.png" alt="{esc(dim.label)} plots">')
+        parts.append(
+            f'<h3>{esc(dim.label)}</h3><img src="plots/{esc(dim.value)}.png" alt="{esc(dim.label)} plots">'
+        )
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"

@@ -62,7 +62,9 @@ def install(home: Path | None = None, *, quiet: bool = True) -> Path:
         )
         if result.returncode != 0:
             tail = (result.stderr or "").strip().splitlines()[-1:] if quiet else []
-            raise RuntimeError(f"installing Label Studio failed (pip exit {result.returncode}): {' '.join(tail)}")
+            raise RuntimeError(
+                f"installing Label Studio failed (pip exit {result.returncode}): {' '.join(tail)}"
+            )
         marker.write_text(wanted)
     return executable(home)
 
@@ -101,7 +103,9 @@ class LabelStudioProcess:
 
     def start(self, timeout_s: float = 240.0) -> LabelStudioProcess:
         if not executable(self.home).exists():
-            raise RuntimeError(f"Label Studio is not installed at {executable(self.home)}: run 'ultravqa-ray label install'")
+            raise RuntimeError(
+                f"Label Studio is not installed at {executable(self.home)}: run 'ultravqa-ray label install'"
+            )
         self.data_dir.mkdir(parents=True, exist_ok=True)
         out = self.log_path.open("ab")
         self.process = subprocess.Popen(self.command(), stdout=out, stderr=subprocess.STDOUT,
@@ -125,10 +129,14 @@ class LabelStudioProcess:
                 pass
             time.sleep(0.5)
         self.stop()
-        raise RuntimeError(f"Label Studio did not answer {self.url}/health within {timeout_s:g} s (see {self.log_path})")
+        raise RuntimeError(
+            f"Label Studio did not answer {self.url}/health within {timeout_s:g} s (see {self.log_path})"
+        )
 
     def _last_line(self) -> str:
-        lines = self.log_path.read_text(errors="replace").strip().splitlines() if self.log_path.exists() else []
+        lines = (
+            self.log_path.read_text(errors="replace").strip().splitlines() if self.log_path.exists() else []
+        )
         return lines[-1] if lines else ""
 
     def wait(self) -> int:

@@ -48,7 +48,9 @@ class LabelStudio:
     A client made by :meth:`login` rides on the web session instead (cookies and CSRF header).
     """
 
-    def __init__(self, url: str, token: str | None, *, timeout_s: float = 30.0, session: WebSession | None = None):
+    def __init__(
+        self, url: str, token: str | None, *, timeout_s: float = 30.0, session: WebSession | None = None
+    ):
         if not token and session is None:
             raise StudioError("a personal access token or a logged-in session is needed")
         self.url, self.token, self.timeout_s = url.rstrip("/"), token, timeout_s
@@ -83,7 +85,14 @@ class LabelStudio:
     # --- transport --------------------------------------------------------------------------
 
     def _refresh(self) -> str:
-        body = _call(self._opener, "POST", f"{self.url}/api/token/refresh/", {"refresh": self.token}, {}, self.timeout_s)
+        body = _call(
+            self._opener,
+            "POST",
+            f"{self.url}/api/token/refresh/",
+            {"refresh": self.token},
+            {},
+            self.timeout_s,
+        )
         if not isinstance(body, dict) or "access" not in body:
             raise StudioError(f"{self.url}: the personal access token was refused")
         self._access = body["access"]
@@ -100,14 +109,18 @@ class LabelStudio:
             try:
                 access = self._access or self._refresh()
             except _Unauthorized:
-                raise StudioError(f"{self.url}: the personal access token was refused (expired or revoked?)") from None
+                raise StudioError(
+                    f"{self.url}: the personal access token was refused (expired or revoked?)"
+                ) from None
             try:
                 return _call(self._opener, method, f"{self.url}{path}", payload,
                              {"Authorization": f"Bearer {access}"}, self.timeout_s)  # fmt: skip
             except _Unauthorized:
                 self._access = None
                 if attempt:
-                    raise StudioError(f"{method} {path}: unauthorised even with a fresh access token") from None
+                    raise StudioError(
+                        f"{method} {path}: unauthorised even with a fresh access token"
+                    ) from None
         raise AssertionError("unreachable")
 
     # --- projects and tasks -----------------------------------------------------------------
@@ -144,7 +157,11 @@ class LabelStudio:
 
     def tasks(self, project_id: int) -> list[dict]:
         """Every task with its annotations (the JSON export)."""
-        return self.request("GET", f"/api/projects/{project_id}/export", params={"exportType": "JSON", "download_all_tasks": "true"})
+        return self.request(
+            "GET",
+            f"/api/projects/{project_id}/export",
+            params={"exportType": "JSON", "download_all_tasks": "true"},
+        )
 
     def import_tasks(self, project_id: int, tasks: Sequence[dict], chunk: int = 500) -> int:
         added = 0
@@ -155,10 +172,15 @@ class LabelStudio:
         return added
 
     def users(self) -> dict[int, str]:
-        return {u["id"]: u.get("email") or u.get("username") or str(u["id"]) for u in self.request("GET", "/api/users/")}
+        return {
+            u["id"]: u.get("email") or u.get("username") or str(u["id"])
+            for u in self.request("GET", "/api/users/")
+        }
 
     def annotate(self, task_id: int, result: list[dict]) -> dict:
-        return self.request("POST", f"/api/tasks/{task_id}/annotations/", {"result": result, "was_cancelled": False})
+        return self.request(
+            "POST", f"/api/tasks/{task_id}/annotations/", {"result": result, "was_cancelled": False}
+        )
 
 
 class WebSession:
@@ -191,7 +213,9 @@ class WebSession:
             raise StudioError(f"Label Studio refused the login of {email}")
 
     def signup(self, email: str, password: str) -> None:
-        landed = self._form("/user/signup/", {"email": email, "password": password, "allow_newsletters": "false"})
+        landed = self._form(
+            "/user/signup/", {"email": email, "password": password, "allow_newsletters": "false"}
+        )
         if "/user/signup" in landed:
             raise StudioError(f"Label Studio refused the sign-up of {email}")
 
@@ -240,7 +264,9 @@ class PushResult:
 def task_data(entry: ManifestEntry, config: LabelConfig, *, gold: bool = False) -> dict:
     uri = entry.uri
     if uri.startswith("s3://"):
-        url = presign_s3(uri, expires_s=config.studio.presign_ttl_s, endpoint_override=config.s3_endpoint_override)
+        url = presign_s3(
+            uri, expires_s=config.studio.presign_ttl_s, endpoint_override=config.s3_endpoint_override
+        )
     elif uri.startswith(("http://", "https://")):
         url = uri
     else:
@@ -249,7 +275,10 @@ def task_data(entry: ManifestEntry, config: LabelConfig, *, gold: bool = False) 
 
 
 def push(
-    client: LabelStudio, config: LabelConfig, entries: Sequence[ManifestEntry], gold: Sequence[ManifestEntry] = ()
+    client: LabelStudio,
+    config: LabelConfig,
+    entries: Sequence[ManifestEntry],
+    gold: Sequence[ManifestEntry] = (),
 ) -> PushResult:
     """Create or update the project and import the videos (and gold videos) it does not have yet."""
     project = client.ensure_project(config)
@@ -260,7 +289,13 @@ def push(
     ids = [e.video_id for e, _ in fresh]
     if len(set(ids)) != len(ids):
         raise ValueError("a video_id is both in the videos and in the gold videos, or listed twice")
-    for folder in sorted({Path(e.uri.removeprefix("file://")).resolve().parent for e, _ in fresh if "://" not in e.uri or e.uri.startswith("file://")}):
+    for folder in sorted(
+        {
+            Path(e.uri.removeprefix("file://")).resolve().parent
+            for e, _ in fresh
+            if "://" not in e.uri or e.uri.startswith("file://")
+        }
+    ):
         client.ensure_local_storage(pid, folder)
     added = client.import_tasks(pid, [{"data": task_data(e, config, gold=g)} for e, g in fresh])
     return PushResult(pid, f"{client.url}/projects/{pid}/data", added, len(have), sum(g for _, g in fresh))
@@ -288,8 +323,13 @@ def annotation_ratings(task: dict, annotation: dict, rater: str, config: LabelCo
             comment = " ".join(text) if isinstance(text, list) else str(text)
     bad = {d.value: s for d, s in scores.items() if not 1 <= s <= config.k}
     if bad:
-        raise StudioError(f"task {task['id']} ({video_id}): rater {rater} gave ratings outside 1..{config.k}: {bad}")
-    return [Rating(video_id, rater, dim, score, labels.get(dim, ()), comment, uri) for dim, score in scores.items()]
+        raise StudioError(
+            f"task {task['id']} ({video_id}): rater {rater} gave ratings outside 1..{config.k}: {bad}"
+        )
+    return [
+        Rating(video_id, rater, dim, score, labels.get(dim, ()), comment, uri)
+        for dim, score in scores.items()
+    ]
 
 
 def pulled_ratings(client: LabelStudio, config: LabelConfig) -> tuple[list[Rating], set[str]]:
@@ -322,7 +362,14 @@ def rating_result(config: LabelConfig, scores: dict[Dimension, int], labels: dic
         out.append({"from_name": dim.value, "to_name": VIDEO, "type": "rating", "value": {"rating": score}})
         chosen = list((labels or {}).get(dim, ()))
         if chosen:
-            out.append({"from_name": dim.value + SUB_SUFFIX, "to_name": VIDEO, "type": "choices", "value": {"choices": chosen}})
+            out.append(
+                {
+                    "from_name": dim.value + SUB_SUFFIX,
+                    "to_name": VIDEO,
+                    "type": "choices",
+                    "value": {"choices": chosen},
+                }
+            )
     if comment:
         out.append({"from_name": COMMENT, "to_name": VIDEO, "type": "textarea", "value": {"text": [comment]}})
     return out
