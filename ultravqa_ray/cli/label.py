@@ -161,7 +161,7 @@ def run_server(args) -> int:
     server.install()
     proc = server.LabelStudioProcess(args.data.resolve(), args.port, username=args.email, password=args.password,
                                      files_root=args.files_root)  # fmt: skip
-    signal.signal(signal.SIGTERM, lambda *_: proc.stop())
+    signal.signal(signal.SIGTERM, lambda *_: proc.send_signal())  # never wait inside the handler: main waits
     started = time.monotonic()
     proc.start()
     try:

@@ -142,6 +142,11 @@ class LabelStudioProcess:
     def wait(self) -> int:
         return self.process.wait() if self.process else 0
 
+    def send_signal(self, sig: int = signal.SIGTERM) -> None:
+        """Send ``sig`` to the server's process group without waiting (safe in a signal handler)."""
+        if self.process is not None and self.process.poll() is None:
+            os.killpg(self.process.pid, sig)
+
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:
             return
