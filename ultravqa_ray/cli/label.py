@@ -56,6 +56,9 @@ def register(sub) -> None:
     p.add_argument("--password", default="ultravqa-owner", help="owner account password (development only)")
     p.add_argument("--files-root", default="/", help="document root of the local-files route (default /)")
     p.add_argument(
+        "--timeout", type=float, default=600, help="seconds to wait for the first answer (default 600)"
+    )
+    p.add_argument(
         "--rater",
         action="append",
         default=[],
@@ -163,7 +166,7 @@ def run_server(args) -> int:
                                      files_root=args.files_root)  # fmt: skip
     signal.signal(signal.SIGTERM, lambda *_: proc.send_signal())  # never wait inside the handler: main waits
     started = time.monotonic()
-    proc.start()
+    proc.start(timeout_s=args.timeout)
     try:
         for email, password in raters:
             WebSession(proc.url).signup(email, password)

@@ -28,6 +28,10 @@ REQUIREMENTS = (f"label-studio=={VERSION}", "sentry-sdk<3")
 _MARKER = ".ultravqa-installed"
 
 
+class ServerError(OSError):
+    """Label Studio could not be installed or started; the message says why (and where the log is)."""
+
+
 def default_home() -> Path:
     """Where the Label Studio environment lives (shared by the CLI and the tests)."""
     if os.environ.get("ULTRAVQA_LABEL_STUDIO_HOME"):
@@ -62,7 +66,7 @@ def install(home: Path | None = None, *, quiet: bool = True) -> Path:
         )
         if result.returncode != 0:
             tail = (result.stderr or "").strip().splitlines()[-1:] if quiet else []
-            raise RuntimeError(
+            raise ServerError(
                 f"installing Label Studio failed (pip exit {result.returncode}): {' '.join(tail)}"
             )
         marker.write_text(wanted)
@@ -101,9 +105,9 @@ class LabelStudioProcess:
             "LATEST_VERSION_CHECK": "false",  # no call to pypi.org at start (CI has no internet)
         }
 
-    def start(self, timeout_s: float = 240.0) -> LabelStudioProcess:
+    def start(self, timeout_s: float = 600.0) -> LabelStudioProcess:
         if not executable(self.home).exists():
-            raise RuntimeError(
+            raise ServerError(
                 f"Label Studio is not installed at {executable(self.home)}: run 'ultravqa-ray label install'"
             )
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -111,6 +115,7 @@ class LabelStudioProcess:
         self.process = subprocess.Popen(self.command(), stdout=out, stderr=subprocess.STDOUT,
                                         env=self.environment(), start_new_session=True)  # fmt: skip
         out.close()
+        (self.data_dir / "label-studio.pid").write_text(f"{self.process.pid}\n")  # its process group id too
         self.wait_healthy(timeout_s)
         return self
 
@@ -118,7 +123,7 @@ class LabelStudioProcess:
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if self.process is not None and self.process.poll() is not None:
-                raise RuntimeError(
+                raise ServerError(
                     f"Label Studio exited with status {self.process.returncode} (see {self.log_path}): {self._last_line()}"
                 )
             try:
@@ -129,7 +134,7 @@ class LabelStudioProcess:
                 pass
             time.sleep(0.5)
         self.stop()
-        raise RuntimeError(
+        raise ServerError(
             f"Label Studio did not answer {self.url}/health within {timeout_s:g} s (see {self.log_path})"
         )
 
