@@ -90,6 +90,7 @@ def test_raters_with_too_few_videos_are_reported_but_never_marked():
     assert by["late"].n_videos == 2 and by["late"].bias > 0.75 and not by["late"].flagged
 
 
+@pytest.mark.filterwarnings("ignore::RuntimeWarning")  # sureal's own divide-by-zero on its content-aware terms
 def test_subject_model_matches_sureal():
     sureal = pytest.importorskip("sureal.subjective_model", reason="sureal is in the test extras")
     from sureal.dataset_reader import RawDatasetReader
