@@ -5,7 +5,7 @@ PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint bench clean label-tools
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,8 +22,16 @@ $(VENV)/.installed-test: pyproject.toml constraints.txt | $(BIN)/python
 demo: $(VENV)/.installed
 	$(BIN)/ultravqa-ray demo
 
-test: $(VENV)/.installed-test lint
+test: $(VENV)/.installed-test lint label-tools
 	$(BIN)/python -m pytest
+
+# The labelling tests need Label Studio (its own cached venv: ~/.cache/ultravqa-ray/label-studio-<version>)
+# and, for the browser test, Debian's chromium + chromium-driver. Both steps do nothing when already done.
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+label-tools: $(VENV)/.installed-test
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || \
+	  { $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium chromium-driver >/dev/null; }
+	@$(BIN)/ultravqa-ray label install >/dev/null
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .

@@ -26,6 +26,7 @@ BENCHES: dict[str, list[str]] = {
     "bench_serve": [],
     "bench_train": ["--train", "400", "--heldout", "120"],
     "bench_rationales": ["--videos", "200"],
+    "bench_label_qc": [],
 }
 
 

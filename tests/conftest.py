@@ -7,4 +7,5 @@ pytest_plugins = [
     "tests.fixtures.ray_local",
     "tests.fixtures.serve",
     "tests.fixtures.chat_server",
+    "tests.fixtures.label_studio",
 ]

@@ -29,6 +29,7 @@ CORE_LAYERS = {
     "train": 4,
     "serve": 4,
     "curation": 4,
+    "labels": 4,
     "pipelines": 5,
     "cli": 6,
 }

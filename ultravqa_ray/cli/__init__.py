@@ -15,7 +15,10 @@ import sys
 from collections.abc import Sequence
 
 # Subcommand modules, in the order --help lists them.
-COMMANDS = ("synth", "broker", "model", "score", "demo", "score_batch", "stream", "moderate", "train", "reference", "eval", "rationales")
+COMMANDS = (
+    "synth", "broker", "model", "score", "demo", "score_batch", "stream", "moderate", "train", "reference", "eval",
+    "label", "rationales",
+)
 
 
 class CommandError(RuntimeError):

@@ -1,0 +1,1 @@
+"""Human ratings in: labelling through Label Studio, imports from any tool, rater quality control."""
