@@ -45,7 +45,7 @@ from connectors.storage import object_filesystem
 from ultravqa_ray.pipelines.score_batch_config import ScoreBatchConfig
 from ultravqa_ray.pipelines.score_batch_stages import (
     OUTPUT_COLUMNS,
-    BatchScorer,
+    ScoreActor,
     decode_inputs,
     entry_rows,
     parse_uploads,
@@ -188,7 +188,7 @@ def _decode_and_score(dataset, config: ScoreBatchConfig):
         fn_kwargs={"config": config.decode, "storage_kwargs": config.storage.open_kwargs()},
     )
     return decoded.map_batches(
-        BatchScorer,
+        ScoreActor,
         batch_format="numpy",
         batch_size=res.score_batch_size,
         compute=ray.data.ActorPoolStrategy(size=res.concurrency),

@@ -15,6 +15,7 @@ from ray.serve import Application
 from ultravqa_ray.serve.config import ScorerDeploymentConfig, ServeConfig
 from ultravqa_ray.serve.deployment import Decoder, Scorer
 from ultravqa_ray.serve.http import ScoreAPI
+from ultravqa_ray.serve.models import resolve_serve_config
 
 APP_NAME = "ultravqa"
 SCORER = "Scorer"
@@ -26,6 +27,9 @@ def build_app(args: dict[str, Any] | None = None) -> Application:
 
 
 def build_application(config: ServeConfig) -> Application:
+    """The deployments of ``config``; the model is resolved here, in the driver, before any replica
+    starts (:func:`~ultravqa_ray.serve.models.resolve_serve_config`): replicas only load it."""
+    config = resolve_serve_config(config)
     decoder = None
     if config.decode_in == "decoder":
         decoder = Decoder.options(

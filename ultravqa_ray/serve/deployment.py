@@ -33,10 +33,10 @@ from connectors.wire.messages import UploadEvent
 from ultravqa_ray.serve.config import BatchingConfig, ServeConfig
 from ultravqa_ray.serve.decode_pool import DecodePool
 from ultravqa_ray.serve.metrics import ScoringMetrics
-from ultravqa_ray.serve.models import expected_decode
+from ultravqa_ray.serve.models import expected_decode, loadable_model
 from ultravqa_ray.serve.outcome import ScoreOutcome
 from ultravqa_ray.serve.scoring import InferItem, ReplicaScorer
-from ultravqa_ray.video import DecodeConfig, DecodedVideo
+from ultravqa_ray.video import DecodeConfig, VideoClip
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ class _Decoded(NamedTuple):
     """One upload after the decode step: its frames or the input error, and when it arrived."""
 
     upload: UploadEvent
-    decoded: DecodedVideo | ProcessingError
+    decoded: VideoClip | ProcessingError
     received: float  # time.perf_counter()
     decode_ms: float
 
@@ -106,7 +106,7 @@ class Scorer:
     async def _decode_one(self, upload: UploadEvent) -> _Decoded:
         received = time.perf_counter()
         try:
-            decoded: DecodedVideo | ProcessingError = await self._decode(upload)
+            decoded: VideoClip | ProcessingError = await self._decode(upload)
         except ProcessingError as exc:
             decoded = exc
         return _Decoded(upload, decoded, received, (time.perf_counter() - received) * 1000)
@@ -128,7 +128,7 @@ class Scorer:
         self._metrics.record_scored(event.timings_ms.total)
         return ScoreOutcome(event=event)
 
-    async def _decode(self, upload: UploadEvent) -> DecodedVideo:
+    async def _decode(self, upload: UploadEvent) -> VideoClip:
         try:
             if self._decoder is not None:
                 result = await self._decoder.decode.remote(upload.uri)
@@ -170,10 +170,10 @@ class Decoder:
     """Decoding as its own CPU deployment (``decode_in: decoder``): ships frames to the Scorer."""
 
     def __init__(self, config: ServeConfig) -> None:
-        decode: DecodeConfig = config.decode or expected_decode(config.model)
+        decode: DecodeConfig = config.decode or expected_decode(loadable_model(config))
         self._decoding = _decode_pool(config, decode, config.storage.open_kwargs())
 
-    async def decode(self, uri: str) -> DecodedVideo | ProcessingError:
+    async def decode(self, uri: str) -> VideoClip | ProcessingError:
         try:
             return await self._decoding.decode(uri)
         except ProcessingError as exc:

@@ -14,7 +14,7 @@ import hashlib
 import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +33,7 @@ from ultravqa_ray.model.scorer import ScorerModel
 from ultravqa_ray.schemas.manifest import read_manifest, resolve_uri
 from ultravqa_ray.score_ops import argmax_label, expected_score
 from ultravqa_ray.train.config import EvalConfig
-from ultravqa_ray.train.data import IngestReport, ingest, ok_dataset
+from ultravqa_ray.train.data import CACHE_FORMAT, CLIP_COLUMNS, IngestReport, ingest, ok_dataset
 from ultravqa_ray.train.scoring import score_dataset
 
 log = logging.getLogger(__name__)
@@ -66,6 +66,7 @@ def read_outs(probs: dict[str, np.ndarray]) -> dict[str, dict[Dimension, dict[st
 
 def _cache(out: Path, rows: list[dict[str, Any]], config: EvalConfig) -> Path:
     digest = hashlib.sha256(json.dumps([r["uri"] for r in rows]).encode() + config.decode.model_dump_json().encode())
+    digest.update(f"format={CACHE_FORMAT}".encode())
     return out / ".decoded" / digest.hexdigest()[:16]
 
 
@@ -88,10 +89,13 @@ def evaluate(config: EvalConfig) -> EvalOutcome:
         rows = [{"video_id": i.video_id, "uri": i.uri} for i in items]
         records = []
     report = ingest(rows, config.decode, _cache(out, rows, config), batch_size=config.batch_size)
-    probs = score_dataset(
-        ok_dataset(report.cache, ["video_id", "frames"]), config.model,
+    probs, failed = score_dataset(
+        ok_dataset(report.cache, ["video_id", *CLIP_COLUMNS]), config.model,
         actors=config.actors, batch_size=config.batch_size, cpus=config.cpus_per_actor, gpus=config.gpus_per_actor,
     )  # fmt: skip
+    if failed:  # counted with the videos that could not be decoded: listed, then skipped
+        report = replace(report, n_ok=report.n_ok - len(failed), bad=report.bad + [
+            {"video_id": v, "error_kind": "internal", "error": e} for v, e in failed.items()])  # fmt: skip
     predictions = read_outs(probs)
     model_ref = ScorerModel(config.model).model_ref
     meta = {
