@@ -29,6 +29,7 @@ from ultravqa_ray.metrics import (
     read_mos_csv,
     write_report,
 )
+from ultravqa_ray.model.folder import read_scoring
 from ultravqa_ray.model.scorer import ScorerModel
 from ultravqa_ray.schemas.manifest import read_manifest, resolve_uri
 from ultravqa_ray.score_ops import argmax_label, expected_score
@@ -70,6 +71,20 @@ def _cache(out: Path, rows: list[dict[str, Any]], config: EvalConfig) -> Path:
     return out / ".decoded" / digest.hexdigest()[:16]
 
 
+def _with_model_decode(config: EvalConfig) -> EvalConfig:
+    """Decode as the model was trained to see (its folder's scoring_config.json) unless ``decode``
+    was set explicitly; an explicit setting that differs is said in the log, never silently used."""
+    saved = read_scoring(config.model.name_or_path)
+    if saved is None:
+        return config
+    if "decode" not in config.model_fields_set:
+        return config.model_copy(update={"decode": saved.decode})
+    if config.decode != saved.decode:
+        log.warning("evaluating with decode settings other than the model was trained with: %s (trained: %s)",
+                    config.decode.model_dump(exclude_defaults=True), saved.decode.model_dump(exclude_defaults=True))  # fmt: skip
+    return config
+
+
 def evaluate(config: EvalConfig) -> EvalOutcome:
     """Score, compute metrics, write ``metrics.json`` + report into ``config.out``."""
     from ultravqa_ray.train.trainer import ensure_ray
@@ -88,6 +103,7 @@ def evaluate(config: EvalConfig) -> EvalOutcome:
         items = read_mos_csv(config.mos_csv, video_dir=config.video_dir, pattern=config.mos_pattern)[: config.limit]
         rows = [{"video_id": i.video_id, "uri": i.uri} for i in items]
         records = []
+    config = _with_model_decode(config)
     report = ingest(rows, config.decode, _cache(out, rows, config), batch_size=config.batch_size)
     probs, failed = score_dataset(
         ok_dataset(report.cache, ["video_id", *CLIP_COLUMNS]), config.model,
