@@ -39,4 +39,5 @@ def build_application(config: ServeConfig) -> Application:
     # .options(), so a change of batching alone is a user_config update (reconfigure, no restart).
     replica_config = config.model_copy(update={"scorer": ScorerDeploymentConfig()})
     scorer = Scorer.options(**config.scorer.options()).bind(replica_config, decoder)
-    return ScoreAPI.bind(scorer) if config.http else scorer
+    assert config.decode is not None  # set by resolve_serve_config
+    return ScoreAPI.bind(scorer, max_bytes=config.decode.max_bytes) if config.http else scorer

@@ -36,6 +36,7 @@ from ultravqa_ray.serve.metrics import ScoringMetrics
 from ultravqa_ray.serve.models import expected_decode, loadable_model
 from ultravqa_ray.serve.outcome import ScoreOutcome
 from ultravqa_ray.serve.scoring import InferItem, ReplicaScorer
+from ultravqa_ray.serve.uploads import TempVideo
 from ultravqa_ray.video import DecodeConfig, VideoClip
 
 log = logging.getLogger(__name__)
@@ -93,6 +94,23 @@ class Scorer:
         """Decode and score one upload; bad inputs come back as a failed outcome, never raised."""
         return await self._infer_one(await self._decode_one(upload))
 
+    async def score_bytes(self, data: bytes, upload: UploadEvent) -> ScoreOutcome:
+        """Decode and score a video posted as bytes (the HTTP route spooled and bounded them): the
+        bytes go to a private temporary file, decoded as a URI's would be; ``upload.uri`` names it."""
+        received = time.perf_counter()
+        try:
+            if self._decoder is not None:
+                result = await self._decoder.decode_bytes.remote(data, upload.uri)
+                if isinstance(result, ProcessingError):
+                    raise result
+                decoded: VideoClip | ProcessingError = result
+            else:
+                with TempVideo(data) as path:
+                    decoded = await self._within_timeout(upload, self._decoding.decode(path, local_name=upload.uri))
+        except ProcessingError as exc:
+            decoded = exc
+        return await self._infer_one(_Decoded(upload, decoded, received, (time.perf_counter() - received) * 1000))
+
     async def score_many(self, uploads: list[UploadEvent]) -> list[ScoreOutcome]:
         """Score several uploads in one request (the Kafka bridge's chunks): one outcome each, in order.
 
@@ -129,13 +147,16 @@ class Scorer:
         return ScoreOutcome(event=event)
 
     async def _decode(self, upload: UploadEvent) -> VideoClip:
+        if self._decoder is not None:
+            result = await self._decoder.decode.remote(upload.uri)
+            if isinstance(result, ProcessingError):
+                raise result
+            return result
+        return await self._within_timeout(upload, self._decoding.decode(upload.uri))
+
+    async def _within_timeout(self, upload: UploadEvent, decoding) -> VideoClip:
         try:
-            if self._decoder is not None:
-                result = await self._decoder.decode.remote(upload.uri)
-                if isinstance(result, ProcessingError):
-                    raise result
-                return result
-            return await asyncio.wait_for(self._decoding.decode(upload.uri), self._config.decode_timeout_s)
+            return await asyncio.wait_for(decoding, self._config.decode_timeout_s)
         except TimeoutError:
             raise ProcessingError(
                 ErrorKind.TIMEOUT, f"{upload.uri}: decoding took longer than {self._config.decode_timeout_s}s"
@@ -176,6 +197,14 @@ class Decoder:
     async def decode(self, uri: str) -> VideoClip | ProcessingError:
         try:
             return await self._decoding.decode(uri)
+        except ProcessingError as exc:
+            return exc
+
+    async def decode_bytes(self, data: bytes, name: str) -> VideoClip | ProcessingError:
+        """Decode a video posted as bytes (:meth:`Scorer.score_bytes`), from a private temporary file."""
+        try:
+            with TempVideo(data) as path:
+                return await self._decoding.decode(path, local_name=name)
         except ProcessingError as exc:
             return exc
 
