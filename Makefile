@@ -1,11 +1,11 @@
 # Two commands for a newcomer (see README):
 #   make demo   installs into .venv and runs the main job on its embedded defaults
-#   make test   installs the test extras into .venv, lints, and runs the whole test suite
+#   make test   installs the test extras into .venv, lints, type-checks, and runs the whole test suite
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint bench clean
+.PHONY: demo test lint typecheck bench clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,14 +22,17 @@ $(VENV)/.installed-test: pyproject.toml constraints.txt | $(BIN)/python
 demo: $(VENV)/.installed
 	$(BIN)/ultravqa-ray demo
 
-test: $(VENV)/.installed-test lint
+test: $(VENV)/.installed-test lint typecheck
 	$(BIN)/python -m pytest
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 
+typecheck: $(VENV)/.installed-test
+	$(BIN)/mypy
+
 bench: $(VENV)/.installed-test
 	$(BIN)/python bench/run_all.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

@@ -136,7 +136,7 @@ class ScorerModel:
         return {"config": self.config, "model_ref": self._model_ref}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["config"])
+        ScorerModel.__init__(self, state["config"])
         self._model_ref = state.get("model_ref")
 
     @property
@@ -167,7 +167,7 @@ class ScorerModel:
             model = AutoModelForImageTextToText.from_pretrained(
                 cfg.name_or_path, config=hf_config, dtype=dtype, use_safetensors=True, **common, **extra
             )
-        model.to(device).eval()
+        model.to(device).eval()  # type: ignore[arg-type]  # transformers' typing of .to wraps the model
         processor = load_processor_config(
             cfg.name_or_path, revision=cfg.revision, local_files_only=cfg.local_files_only
         )
@@ -439,9 +439,10 @@ class ScorerModel:
                         generated[r].append(token)
                         feed[r] = token
                         finishing[r] = len(generated[r]) >= len(tail) and generated[r][-len(tail) :] == tail
-                if forced[r] is not None:
-                    feed[r] = forced[r].pop(0)
-                    finishing[r] = not forced[r]
+                tail_left = forced[r]
+                if tail_left is not None:
+                    feed[r] = tail_left.pop(0)
+                    finishing[r] = not tail_left
             step_mask = torch.tensor([[0 if done[r] else 1] for r in range(rows)], device=self._device)
             step_ids = torch.tensor([[t] for t in feed], device=self._device)
             logits, mask, last_pos = self._continue(cache, mask, last_pos, step_ids, step_mask)

@@ -207,7 +207,10 @@ def _output_rows(
     batch, messages: list, infer_ms: np.ndarray, scores: dict[str, np.ndarray]
 ) -> dict[str, np.ndarray]:
     n = len(messages)
-    status, kinds, errors, keys = [], [], [], []
+    status: list[str] = []
+    kinds: list[str] = []
+    errors: list[str] = []
+    keys: list[bytes | None] = []
     for i, message in enumerate(messages):
         if isinstance(message, ScoreEvent):
             status.append("scored")

@@ -32,12 +32,13 @@ def build_application(config: ServeConfig) -> Application:
     config = resolve_serve_config(config)
     decoder = None
     if config.decode_in == "decoder":
-        decoder = Decoder.options(
+        decoder = Decoder.options(  # type: ignore[attr-defined]  # @serve.deployment makes a Deployment
             num_replicas=config.decoder_replicas, ray_actor_options={"num_cpus": 1}, max_ongoing_requests=32
         ).bind(config)
     # The replica is built from the config minus its deployment options: those reach Serve through
     # .options(), so a change of batching alone is a user_config update (reconfigure, no restart).
     replica_config = config.model_copy(update={"scorer": ScorerDeploymentConfig()})
-    scorer = Scorer.options(**config.scorer.options()).bind(replica_config, decoder)
+    scorer = Scorer.options(**config.scorer.options()).bind(replica_config, decoder)  # type: ignore[attr-defined]
     assert config.decode is not None  # set by resolve_serve_config
-    return ScoreAPI.bind(scorer, max_bytes=config.decode.max_bytes) if config.http else scorer
+    api = ScoreAPI.bind(scorer, max_bytes=config.decode.max_bytes)  # type: ignore[attr-defined]
+    return api if config.http else scorer

@@ -95,9 +95,10 @@ class DecodePool:
     def _new_executor(self) -> Executor:
         if self.kind == "threads":
             return ThreadPoolExecutor(self.workers, thread_name_prefix="decode")
-        executor = _process_pool(self.workers)
+        workers = self.workers or 1  # processes: always set in __init__
+        executor = _process_pool(workers)
         # submitted together, these start every worker now (the pool adds one per task it cannot place)
-        for started in [executor.submit(_ready) for _ in range(self.workers)]:
+        for started in [executor.submit(_ready) for _ in range(workers)]:
             started.result()
         return executor
 

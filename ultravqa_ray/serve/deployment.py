@@ -65,8 +65,8 @@ class Scorer:
 
     def reconfigure(self, user_config: dict) -> None:
         batching = BatchingConfig.model_validate(user_config or {})
-        self.infer.set_max_batch_size(batching.max_batch_size)
-        self.infer.set_batch_wait_timeout_s(batching.batch_wait_timeout_s)
+        self.infer.set_max_batch_size(batching.max_batch_size)  # type: ignore[attr-defined]  # @serve.batch
+        self.infer.set_batch_wait_timeout_s(batching.batch_wait_timeout_s)  # type: ignore[attr-defined]
         self._batching = batching
         log.info("batching: max %d videos, wait %.3fs", batching.max_batch_size, batching.batch_wait_timeout_s)
 
@@ -105,6 +105,7 @@ class Scorer:
                     raise result
                 decoded: VideoClip | ProcessingError = result
             else:
+                assert self._decoding is not None  # decoding here when there is no Decoder
                 with TempVideo(data) as path:
                     decoded = await self._within_timeout(upload, self._decoding.decode(path, local_name=upload.uri))
         except ProcessingError as exc:
@@ -152,6 +153,7 @@ class Scorer:
             if isinstance(result, ProcessingError):
                 raise result
             return result
+        assert self._decoding is not None  # decoding here when there is no Decoder
         return await self._within_timeout(upload, self._decoding.decode(upload.uri))
 
     async def _within_timeout(self, upload: UploadEvent, decoding) -> VideoClip:

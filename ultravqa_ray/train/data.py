@@ -135,7 +135,7 @@ def decode_to_cache(
     started = time.perf_counter()
     tmp = folder.with_name(f"{folder.name}.tmp-{uuid.uuid4().hex[:8]}")
     ds = ray.data.from_items(rows).map_batches(
-        _decode,
+        _decode,  # type: ignore[arg-type]  # fn_kwargs give the other arguments
         fn_kwargs={"config": decode, "storage": dict(storage or {})},
         batch_size=batch_size,
         batch_format="numpy",
@@ -172,7 +172,7 @@ def ok_dataset(folder: str | Path, columns: list[str] | None = None):
     import ray
 
     return ray.data.read_parquet(str(folder)).map_batches(
-        _keep_ok, fn_kwargs={"columns": columns}, batch_format="numpy"
+        _keep_ok, fn_kwargs={"columns": columns}, batch_format="numpy"  # type: ignore[arg-type]  # fn_kwargs: the rest
     )
 
 

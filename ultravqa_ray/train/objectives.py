@@ -37,7 +37,8 @@ Forward = Callable[[TrainingBatch], TrainOutput]  # parallel.TrainForward (also 
 
 
 class Objective(Protocol):
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def loss(self, scorer: ScorerModel, forward: Forward, rows: Rows) -> tuple[torch.Tensor, dict[str, float]]:
         """Loss of one micro-batch (with grad) and float diagnostics."""

@@ -83,7 +83,7 @@ class TrainForward:
 def no_sync(module: torch.nn.Module, skip: bool):
     """DDP's ``no_sync`` for the micro-batches before the last of an accumulation window."""
     if skip and hasattr(module, "no_sync"):
-        return module.no_sync()
+        return module.no_sync()  # type: ignore[operator]  # a DDP module's method, not a Tensor
     return nullcontext()
 
 
@@ -101,7 +101,8 @@ def full_state_dict(model: torch.nn.Module, strategy: str) -> dict[str, torch.Te
         return None
     from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 
-    return get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    state = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    return dict(state)  # type: ignore[arg-type]  # full_state_dict: every value is a tensor
 
 
 def optimizer_state(model: torch.nn.Module, optimizer: torch.optim.Optimizer, strategy: str) -> dict:

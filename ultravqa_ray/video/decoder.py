@@ -144,7 +144,8 @@ def _walk_parallel(
         wait(futures)
     errors = [f.exception() for f in futures if f.exception() is not None]
     if errors:  # the first real failure, not a cancellation it caused
-        raise next((e for e in errors if "cancelled while" not in str(e)), errors[0])
+        real = [e for e in errors if e is not None]
+        raise next((e for e in real if "cancelled while" not in str(e)), real[0])
     return [f.result() for f in futures]
 
 
