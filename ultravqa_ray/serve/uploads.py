@@ -5,7 +5,7 @@ Two forms, told apart by the ``Content-Type``:
 - the raw body (``video/*`` or ``application/octet-stream``); ``video_id``, ``dimensions``
   (comma-separated) and ``want_rationale`` come from the query string;
 - ``multipart/form-data`` with one file part (any field name) and optional form fields
-  ``video_id``, ``dimensions``, ``want_rationale``.
+  ``video_id``, ``dimensions``, ``want_rationale`` (the query string's are used too; the form's win).
 
 The body is written to a temporary file as it arrives and refused as ``too_large`` as soon as it
 passes the decode settings' ``max_bytes`` (a declared ``Content-Length`` over the limit is refused
@@ -18,6 +18,7 @@ by the decoder, as for a URI (``not_a_video``, ``corrupt_video``, ...).
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 import tempfile
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
@@ -25,11 +26,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-from pydantic import ValidationError
-
 from connectors.uris import video_id_for
-from connectors.wire.errors import ErrorKind, ProcessingError, describe_validation_error
+from connectors.wire.errors import ErrorKind, ProcessingError
 from connectors.wire.messages import UploadEvent
+from ultravqa_ray.serve.requests import upload_from_request
 
 BYTES_TYPES = ("application/octet-stream", "multipart/form-data")
 MULTIPART_OVERHEAD = 64 * 1024  # part headers and boundaries allowed on top of the video's own limit
@@ -87,7 +87,8 @@ async def receive_upload(
         name = None
         if multipart:
             video = folder / "video"
-            fields, name = await _split_multipart(headers, body, video, max_bytes)
+            form, name = await _split_multipart(headers, body, video, max_bytes)
+            fields.update(form)  # the form's fields win over the query string's
             digest = _sha256(video)
             body.unlink()
         else:
@@ -156,12 +157,7 @@ def _upload_event(fields: Mapping[str, str], filename: str | None, digest: str) 
         data["dimensions"] = [d.strip() for d in fields["dimensions"].split(",") if d.strip()]
     if fields.get("want_rationale"):
         data["want_rationale"] = fields["want_rationale"].strip().lower() in ("1", "true", "yes")
-    try:
-        return UploadEvent.model_validate(data)
-    except ValidationError as exc:
-        raise ProcessingError(
-            ErrorKind.INVALID_MESSAGE, f"not a valid upload: {describe_validation_error(exc)}"
-        ) from None
+    return upload_from_request(json.dumps(data).encode())  # validated as the JSON route's events are
 
 
 class TempVideo:
