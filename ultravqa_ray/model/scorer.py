@@ -6,7 +6,7 @@ configured device and dtype, and looks up the K score tokens once.
 
 One pass for all dimensions. The prompt of (video v, dimension d) is ``prefix(v) + suffix(d)``
 (:mod:`ultravqa_ray.model.prompts`); the prefix (system turn and the video tokens) is the same for
-every dimension. ``score_frames`` therefore runs
+every dimension. ``score_clips`` therefore runs
 
 1. the prefixes of the V videos of a chunk, left-padded, through the model once, vision tower
    included, keeping the KV cache; positions come from the family's own ``get_rope_index``;
