@@ -1,11 +1,11 @@
 # Two commands for a newcomer (see README):
 #   make demo   installs into .venv and runs the main job on its embedded defaults
-#   make test   installs the test extras into .venv, lints, and runs the whole test suite
+#   make test   installs the test extras into .venv, lints, type-checks, and runs the whole test suite
 PYTHON ?= python3
 VENV   ?= .venv
 BIN    := $(VENV)/bin
 
-.PHONY: demo test lint bench clean label-tools
+.PHONY: demo test lint typecheck bench clean label-tools
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -22,7 +22,7 @@ $(VENV)/.installed-test: pyproject.toml constraints.txt | $(BIN)/python
 demo: $(VENV)/.installed
 	$(BIN)/ultravqa-ray demo
 
-test: $(VENV)/.installed-test lint label-tools
+test: $(VENV)/.installed-test lint typecheck label-tools
 	$(BIN)/python -m pytest
 
 # The labelling tests need Label Studio (its own cached venv: ~/.cache/ultravqa-ray/label-studio-<version>)
@@ -36,8 +36,11 @@ label-tools: $(VENV)/.installed-test
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 
+typecheck: $(VENV)/.installed-test
+	$(BIN)/mypy
+
 bench: $(VENV)/.installed-test
 	$(BIN)/python bench/run_all.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache .ruff_cache
+	rm -rf $(VENV) .pytest_cache .ruff_cache .mypy_cache

@@ -35,25 +35,27 @@ from ultravqa_ray.losses import GRPOConfig, aso_loss, sft_loss  # noqa: E402
 from ultravqa_ray.model import ModelConfig, ScorerModel  # noqa: E402
 from ultravqa_ray.model.collate import TrainingSample  # noqa: E402
 from ultravqa_ray.model.tiny import build_tiny_model  # noqa: E402
+from ultravqa_ray.train.adapter import build_training_batch, forward_train  # noqa: E402
 from ultravqa_ray.train.grpo import grpo_batch_loss  # noqa: E402
+from ultravqa_ray.video import VideoClip  # noqa: E402
 
 G, MAX_NEW = 6, 64
 
 
-def clips(n: int, seed: int = 0) -> list[np.ndarray]:
+def clips(n: int, seed: int = 0) -> list[VideoClip]:
     rng = np.random.default_rng(seed)
-    return [rng.integers(0, 256, size=(8, 64, 64, 3), dtype=np.uint8) for _ in range(n)]
+    return [VideoClip.from_frames(rng.integers(0, 256, size=(8, 64, 64, 3), dtype=np.uint8), fps=2.0) for _ in range(n)]
 
 
 def sft_step(scorer, batch, opt) -> None:
-    out = scorer.forward_train(batch)
+    out = forward_train(scorer, batch)
     sft_loss(out.logits, out.labels).backward()
     opt.step()
     opt.zero_grad(set_to_none=True)
 
 
 def aso_step(scorer, batch, pi_ref, ratings, opt) -> None:
-    out = scorer.forward_train(batch)
+    out = forward_train(scorer, batch)
     aso_loss(out.score_logits, pi_ref, ratings, beta=0.1).loss.backward()
     opt.step()
     opt.zero_grad(set_to_none=True)
@@ -88,7 +90,7 @@ def bench_model(folder: Path, repeats: int) -> tuple[float, float, float, float]
     scores = rng.integers(1, 6, size=len(videos) * len(DIMENSIONS))
     samples = [TrainingSample(video=v, dimension=d, score=int(scores[i * 5 + j]))
                for i, v in enumerate(videos) for j, d in enumerate(DIMENSIONS)]  # fmt: skip
-    batch = scorer.build_training_batch(samples)
+    batch = build_training_batch(scorer, samples)
     ratings = torch.tensor(rng.integers(1, 6, size=(len(samples), 3)))
     pi_ref = torch.softmax(torch.randn(len(samples), scorer.k), -1)
     sft = timed(lambda: sft_step(scorer, batch, opt), repeats)

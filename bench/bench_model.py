@@ -30,6 +30,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from ultravqa_ray.model import ModelConfig, ScorerModel, build_tiny_model  # noqa: E402
+from ultravqa_ray.model.oracle import full_forward_log_probs  # noqa: E402
 from ultravqa_ray.video import DecodeConfig, decode_video  # noqa: E402
 
 OUT = ROOT / "bench" / "out" / "models"
@@ -65,10 +66,10 @@ def bench_model(label: str, folder: Path, videos: list, repeats: int) -> list[tu
     ).setup()
     one, eight = videos[:1], (videos * 2)[:8]
     tokens = len(scorer.prompts.prefix(scorer.prepare_video(one[0]).tokens)[0])
-    delta = (scorer.score_log_probs(one).exp() - scorer.full_forward_log_probs(one).exp()).abs().max()
+    delta = (scorer.score_log_probs(one).exp() - full_forward_log_probs(scorer, one).exp()).abs().max()
     cases = {
         "onepass": lambda: scorer.score_log_probs(one),
-        "full5": lambda: scorer.full_forward_log_probs(one),
+        "full5": lambda: full_forward_log_probs(scorer, one),
         "batch8": lambda: scorer.score_log_probs(eight),
         "single8": lambda: [scorer.score_log_probs([v]) for v in eight],
     }

@@ -59,6 +59,7 @@ def corpus() -> list[str]:
 def serve_config(cache: Path, *, batch: int = 8, decode_in: str = "scorer", autoscale: bool = False,
                  decode_pool: str = "processes", env_vars: dict | None = None):
     from ultravqa_ray.serve.config import ServeConfig
+    from ultravqa_ray.train.default_model import resolve_model
 
     scorer = {"num_cpus": 2, "batching": {"max_batch_size": batch, "batch_wait_timeout_s": 0.01},
               "max_ongoing_requests": 32}  # fmt: skip
@@ -70,7 +71,7 @@ def serve_config(cache: Path, *, batch: int = 8, decode_in: str = "scorer", auto
                                                "look_back_period_s": 1})  # fmt: skip
     else:
         scorer["num_replicas"] = 1
-    return ServeConfig.model_validate({"model": "tiny", "cache_dir": str(cache), "http": False, "decode_in": decode_in,
+    return ServeConfig.model_validate({"model": resolve_model("tiny", cache), "cache_dir": str(cache), "http": False, "decode_in": decode_in,
                                        "decode_pool": decode_pool, "scorer": scorer})  # fmt: skip
 
 

@@ -21,6 +21,7 @@ OUT = ROOT / "bench" / "out"
 BENCHES: dict[str, list[str]] = {
     "bench_decode": ["--skip-long"],
     "bench_model": [],
+    "bench_report": [],
     "bench_losses": [],
     "bench_score_batch": ["--n", "48"],
     "bench_serve": [],

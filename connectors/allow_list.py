@@ -84,17 +84,22 @@ class AllowList:
     def describe(self) -> str:
         return "[" + ", ".join(self.entries) + "]" if self.entries else "[] (nothing allowed)"
 
-    def check(self, uri: str, *, base_dir: str | Path | None = None) -> None:
-        """Raise ``ProcessingError(forbidden)`` unless ``uri`` lies inside the allow-list."""
+    def check(self, uri: str, *, base_dir: str | Path | None = None) -> Path | None:
+        """Raise ``ProcessingError(forbidden)`` unless ``uri`` lies inside the allow-list.
+
+        Returns the symlink-free path approved for a local ``uri`` (open that one, never the name
+        again: :func:`connectors.storage.open_input` does), else None (an object, or :meth:`any`).
+        """
         scheme = require_supported(uri)
         if self.allow_all:
-            return
+            return None
         if scheme in OBJECT_SCHEMES:
             self._check_object(uri)
-        else:
-            real = resolve_local(uri, scheme, base_dir)
-            if not any(real == root or real.is_relative_to(root) for root in self.local_roots):
-                self._refuse(uri, f"resolves to {str(real)!r}, outside every allowed local root")
+            return None
+        real = resolve_local(uri, scheme, base_dir)
+        if not any(real == root or real.is_relative_to(root) for root in self.local_roots):
+            self._refuse(uri, f"resolves to {str(real)!r}, outside every allowed local root")
+        return real
 
     def allows(self, uri: str, *, base_dir: str | Path | None = None) -> bool:
         try:

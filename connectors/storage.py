@@ -8,14 +8,20 @@ a missing object is ``not_found``, a refused one ``forbidden``, an unknown schem
 ``invalid_message``.
 
 An :class:`~connectors.allow_list.AllowList` (``allow=``) is checked before any byte is read; a
-local input is then opened at the symlink-free path the check approved. :class:`StorageSettings`
+local input is then opened once, at the symlink-free path the check approved, without following a
+symlink (``O_NOFOLLOW``), and the opened file itself is checked: a regular file whose real path is
+the approved one. A link swapped in after the check (for the file or for a folder above it) is
+refused as ``forbidden``. Readers that want a path (PyAV opens paths natively) get the descriptor's
+own path (``/proc/self/fd/N``), which names the opened file and never the name again. :class:`StorageSettings`
 is the typed configuration services load (allow-list, S3 endpoint, base directory) and turn into
 the keyword arguments of :func:`open_input` / ``decode_uri`` with :meth:`StorageSettings.open_kwargs`.
 """
 
 from __future__ import annotations
 
+import errno
 import os
+import stat
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -23,7 +29,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from connectors.allow_list import AllowList, resolve_local
+from connectors.allow_list import AllowList
 from connectors.uris import SUPPORTED_SCHEMES, local_path, require_supported
 from connectors.wire.errors import ErrorKind, ProcessingError
 
@@ -47,7 +53,7 @@ class OpenedInput:
     uri: str
     file: BinaryIO
     size_bytes: int
-    local_path: Path | None = None  # set for files on local disk, which decoders may open natively
+    local_path: Path | None = None  # a path to the opened local file itself (/proc/self/fd/N), for native readers
 
     def close(self) -> None:
         self.file.close()
@@ -71,16 +77,12 @@ def open_input(
     ``allow`` (None admits everything) is checked first: a URI outside it raises ``forbidden``.
     """
     scheme = require_supported(uri)
-    if allow is not None:
-        allow.check(uri, base_dir=base_dir)
+    approved = allow.check(uri, base_dir=base_dir) if allow is not None else None
     try:
         if scheme in ("", "file"):
-            path = (
-                resolve_local(uri, scheme, base_dir)
-                if allow is not None
-                else local_path(uri, scheme, base_dir)
-            )
-            return _open_local(uri, path)
+            if approved is None:  # nothing to enforce (no list, or allow-all): the path as given
+                return _open_local(uri, local_path(uri, scheme, base_dir), checked=False)
+            return _open_local(uri, approved, checked=True)  # the very path the check approved
         return _open_object(uri, scheme, s3_endpoint_override)
     except ProcessingError:
         raise
@@ -99,14 +101,39 @@ def open_input(
         raise ProcessingError(ErrorKind.INVALID_MESSAGE, f"malformed URI {uri!r}: {exc}") from exc
 
 
-def _open_local(uri: str, path: Path) -> OpenedInput:
-    file = open(path, "rb")  # noqa: SIM115 - handed to the caller, closed by OpenedInput
+_FD_DIR = Path("/proc/self/fd")
+
+
+def _open_local(uri: str, path: Path, *, checked: bool) -> OpenedInput:
+    """Open ``path`` once. ``checked``: the allow-list approved this symlink-free path, so a symlink
+    met now was swapped in after the check and is refused, as is a file whose real path moved."""
+    flags = os.O_RDONLY | getattr(os, "O_CLOEXEC", 0) | (getattr(os, "O_NOFOLLOW", 0) if checked else 0)
     try:
-        size = os.fstat(file.fileno()).st_size
-    except BaseException:
-        file.close()
+        fd = os.open(path, flags)
+    except OSError as exc:
+        if checked and exc.errno == errno.ELOOP:
+            raise ProcessingError(
+                ErrorKind.FORBIDDEN, f"{uri} is refused: it became a symbolic link after the allow-list check"
+            ) from exc
         raise
-    return OpenedInput(uri=uri, file=file, size_bytes=size, local_path=path.resolve())
+    try:
+        info = os.fstat(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise IsADirectoryError(errno.EISDIR, "is a directory", str(path))
+        if not stat.S_ISREG(info.st_mode):
+            raise ProcessingError(ErrorKind.NOT_A_VIDEO, f"{uri} is not a regular file")
+        own = _FD_DIR / str(fd)
+        if checked and own.exists() and Path(os.readlink(own)) != path:  # a folder above was swapped
+            raise ProcessingError(
+                ErrorKind.FORBIDDEN,
+                f"{uri} is refused: the file opened is {os.readlink(own)!r}, not the approved {str(path)!r}",
+            )
+        file = os.fdopen(fd, "rb")
+    except BaseException:
+        os.close(fd)
+        raise
+    native = own if own.exists() else (path if not checked else None)
+    return OpenedInput(uri=uri, file=file, size_bytes=info.st_size, local_path=native)
 
 
 def object_filesystem(uri: str, *, s3_endpoint_override: str | None = None) -> tuple[Any, str]:

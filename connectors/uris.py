@@ -59,3 +59,17 @@ def split_object(uri: str) -> tuple[str, str, str]:
         raise ValueError(f"{uri!r} is not an s3:// or gs:// URI")
     bucket, _, key = uri[len(scheme) + 3 :].partition("/")
     return scheme, bucket, key
+
+
+def video_id_for(uri: str) -> str:
+    """The ``video_id`` of an input named without one: the last segment of its path, extension kept.
+
+    The one rule of docs/contracts.md ("video_id"): ``/data/a.mp4``, ``file:///data/a.mp4`` and
+    ``s3://bucket/x/a.mp4`` are all ``a.mp4`` (``file://`` percent-decoded, object keys as written);
+    a listing uses the path under the listed prefix, which is the same for a file at its root. A URI
+    with no file name (``s3://bucket/``) is its own id.
+    """
+    scheme = scheme_of(uri)
+    path = unquote(urlsplit(uri).path) if scheme == "file" else (uri[len(scheme) + 3 :] if scheme else uri)
+    name = path.rstrip("/").replace("\\", "/").rsplit("/", 1)[-1]
+    return name or uri

@@ -15,6 +15,7 @@ import socket
 import subprocess
 import time
 from pathlib import Path
+from typing import Any
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +60,7 @@ class EmbeddedBroker:
         self.port = port or free_port(host)
         self.log_path = log_path
         self._proc: subprocess.Popen | None = None
-        self._log_fh = None
+        self._log_fh: Any = None  # the broker log file, or subprocess.DEVNULL
 
     @property
     def bootstrap_servers(self) -> str:

@@ -20,11 +20,16 @@ from connectors.wire.messages import DeadLetter, ScoreEvent, SourceRef, UploadEv
 
 
 class _RecordLike(Protocol):
-    key: bytes | None
-    value: bytes
-    topic: str
-    partition: int
-    offset: int
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes: ...
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
 
 
 def encode_key(video_id: str) -> bytes:

@@ -43,7 +43,7 @@ class _Message(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     schema_version: Literal[1] = Field(
-        SCHEMA_VERSION, description="Version of this message's schema; consumers refuse unknown versions."
+        1, description="Version of this message's schema; consumers refuse unknown versions."
     )
 
     def to_bytes(self) -> bytes:

@@ -137,3 +137,51 @@ def test_storage_settings(tmp_path: Path):
         StorageSettings(allow=["relative"])
     with pytest.raises(ValidationError):
         StorageSettings(allowed=["s3://b/"])  # extra=forbid: typos fail
+
+
+class _SwapAfterCheck(AllowList):
+    """An allow-list that, once its check has passed, lets an attacker swap ``victim`` for a link
+    to ``target``: the race between the check and the open, made deterministic."""
+
+    def check(self, uri: str, *, base_dir=None) -> Path | None:
+        approved = super().check(uri, base_dir=base_dir)
+        victim, target = self.swap  # type: ignore[attr-defined]
+        if victim.is_dir():
+            victim.rename(victim.with_name(victim.name + ".moved"))
+        else:
+            victim.unlink()
+        victim.symlink_to(target)
+        return approved
+
+
+def _swapping(root: Path, victim: Path, target: Path) -> AllowList:
+    allow = _SwapAfterCheck(**AllowList.parse([str(root)]).__dict__)
+    object.__setattr__(allow, "swap", (victim, target))
+    return allow
+
+
+def test_a_file_swapped_for_a_symlink_after_the_check_is_refused(tmp_path: Path):
+    root, outside = tmp_path / "in", tmp_path / "secret.txt"
+    root.mkdir()
+    outside.write_text("secret")
+    clip = root / "clip.mp4"
+    clip.write_bytes(b"video")
+    with pytest.raises(ProcessingError) as info:
+        open_input(str(clip), allow=_swapping(root, clip, outside))
+    assert info.value.kind is ErrorKind.FORBIDDEN and "symbolic link after the allow-list check" in info.value.message
+
+
+def test_a_folder_swapped_for_a_symlink_after_the_check_is_refused(tmp_path: Path):
+    root, elsewhere = tmp_path / "in", tmp_path / "elsewhere"
+    (root / "sub").mkdir(parents=True)
+    elsewhere.mkdir()
+    (root / "sub" / "clip.mp4").write_bytes(b"video")
+    (elsewhere / "clip.mp4").write_text("secret")
+    with pytest.raises(ProcessingError) as info:
+        open_input(str(root / "sub" / "clip.mp4"), allow=_swapping(root, root / "sub", elsewhere))
+    assert info.value.kind is ErrorKind.FORBIDDEN and str(elsewhere / "clip.mp4") in info.value.message
+    # without the swap the same file opens, once, at the approved path
+    (root / "sub").unlink()
+    (root / "sub.moved").rename(root / "sub")
+    with open_input(str(root / "sub" / "clip.mp4"), allow=AllowList.parse([str(root)])) as opened:
+        assert opened.file.read() == b"video"

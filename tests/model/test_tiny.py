@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 import torch
@@ -11,25 +9,24 @@ import torch
 from ultravqa_ray.model import ModelConfig, ScorerModel, build_tiny_model
 from ultravqa_ray.model.scorer import weights_digest
 from ultravqa_ray.model.tiny import mrope_sections
+from ultravqa_ray.video import VideoClip
 
 from .conftest import ARCHS
 
 
 @pytest.mark.parametrize("arch", ARCHS)
-def test_tiny_models_are_small_and_fast(arch, scorers):
+def test_tiny_models_are_small(arch, scorers):
+    """Small enough to be fast; their speed is measured in bench/bench_model.py, not asserted here."""
     scorer = scorers[arch]
     assert sum(p.numel() for p in scorer.model.parameters()) < 500_000
     frames = np.random.default_rng(0).integers(0, 256, (8, 64, 64, 3), dtype=np.uint8)
-    prepared = scorer.prepare_video(frames)
+    prepared = scorer.prepare_video(VideoClip.from_frames(frames, fps=2.0))
     pixels = prepared.patches.pixel_values
     grid = torch.tensor([prepared.patches.grid_thw])
     with torch.inference_mode():
-        scorer.model.model.get_video_features(pixels, grid)  # warm up
-        started = time.perf_counter()
-        for _ in range(5):
-            scorer.model.model.get_video_features(pixels, grid)
-        per_forward = (time.perf_counter() - started) / 5
-    assert per_forward < 0.1, f"vision tower forward on 8 frames of 64x64 took {per_forward * 1e3:.1f} ms"
+        features = scorer.model.model.get_video_features(pixels, grid)
+    features = getattr(features, "pooler_output", features)
+    assert torch.cat(list(features)).isfinite().all()
 
 
 def test_builds_are_deterministic_for_a_seed(tmp_path, tiny_dirs):
@@ -51,7 +48,7 @@ def test_a_wider_tiny_model_scores(tmp_path):
     folder = build_tiny_model("qwen2_5_vl", tmp_path / "wide", hidden_size=128, num_layers=3, num_heads=8)
     scorer = ScorerModel(ModelConfig(name_or_path=str(folder))).setup()
     assert scorer.model.config.text_config.num_hidden_layers == 3
-    frames = np.zeros((4, 64, 64, 3), np.uint8)
-    assert scorer.score_log_probs([frames]).shape == (1, 5, 5)
+    clip = VideoClip.from_frames(np.zeros((4, 64, 64, 3), np.uint8), fps=2.0)
+    assert scorer.score_log_probs([clip]).shape == (1, 5, 5)
     with pytest.raises(ValueError, match="unknown arch"):
         build_tiny_model("llava", tmp_path / "x")

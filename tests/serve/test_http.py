@@ -149,3 +149,42 @@ def test_project_counters_reach_rays_prometheus_endpoint(route, good_clip, serve
         time.sleep(2)
     assert all(w in text for w in wanted), [w for w in wanted if w not in text]
     assert 'component="scorer"' in text and 'component="http"' in text
+
+
+def test_post_video_bytes_raw_and_multipart(route, good_clip):
+    """The video's bytes, as the raw body or as a multipart file part, are scored like its URI."""
+    data = good_clip.read_bytes()
+    raw = requests.post(route, data=data, params={"video_id": "raw-1", "dimensions": "clarity_quality"},
+                        headers={"content-type": "video/mp4"}, timeout=60)  # fmt: skip
+    assert raw.status_code == 200, raw.text
+    event = ScoreEvent.from_bytes(raw.content)
+    assert (event.video_id, event.uri, list(event.scores)) == ("raw-1", "upload:raw-1", ["clarity_quality"])
+    assert event.decode.frames == 8 and event.decode.width == 96
+    by_uri = ScoreEvent.from_bytes(requests.post(route, json={"uri": str(good_clip)}, timeout=60).content)
+    same = zip(by_uri.scores["clarity_quality"].probs, event.scores["clarity_quality"].probs, strict=True)
+    assert max(abs(a - b) for a, b in same) < 1e-5  # same video, same scores (up to batching noise)
+
+    form = requests.post(route, files={"video": ("holiday.mp4", data, "video/mp4")}, timeout=60)
+    assert form.status_code == 200, form.text
+    assert ScoreEvent.from_bytes(form.content).video_id == "holiday.mp4"  # the one video_id rule
+    unnamed = requests.post(route, data=data, headers={"content-type": "application/octet-stream"}, timeout=60)
+    assert unnamed.status_code == 200 and ScoreEvent.from_bytes(unnamed.content).video_id.startswith("upload-")
+
+
+def test_posted_bytes_over_the_limit_or_not_a_video_name_the_problem(route, serve_app):
+    limit = serve_app.decode.max_bytes
+
+    def chunks():  # no Content-Length: the limit is enforced while the body streams in
+        for _ in range(limit // 65536 + 2):
+            yield b"\0" * 65536
+
+    big = requests.post(route, data=chunks(), headers={"content-type": "video/mp4"}, timeout=60)
+    assert (big.status_code, big.json()["error_kind"]) == (413, "too_large"), big.text
+    assert str(limit) in big.json()["error"]
+    declared = requests.post(route, files={"video": ("big.mp4", b"\0" * (limit + 70_000))}, timeout=60)
+    assert (declared.status_code, declared.json()["error_kind"]) == (413, "too_large"), declared.text
+    garbage = requests.post(route, data=b"these are not the frames you are looking for\n" * 50,
+                            headers={"content-type": "video/mp4"}, timeout=60)  # fmt: skip
+    assert (garbage.status_code, garbage.json()["error_kind"]) == (415, "not_a_video"), garbage.text
+    empty = requests.post(route, files={"note": (None, "no file here")}, timeout=60)
+    assert (empty.status_code, empty.json()["error_kind"]) == (422, "invalid_message"), empty.text

@@ -25,6 +25,7 @@ from tests.fixtures.clips import make_clip
 from ultravqa_ray.pipelines.moderation import ModerationConfig, RuleSet
 from ultravqa_ray.pipelines.stream import StreamConfig
 from ultravqa_ray.serve.config import ServeConfig
+from ultravqa_ray.train.default_model import resolve_model
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIGS = ROOT / "serve_configs"
@@ -76,7 +77,7 @@ def test_serve_run_local_yaml_answers_the_http_route(tmp_path, ray_env):
     config = yaml.safe_load((CONFIGS / "local.yaml").read_text())
     config["http_options"]["port"] = port
     args = config["applications"][0]["args"]
-    args.update(model="tiny", cache_dir=str(tmp_path / "cache"))
+    args.update(model=resolve_model("tiny", tmp_path / "cache"), cache_dir=str(tmp_path / "cache"))
     (tmp_path / "local.yaml").write_text(yaml.safe_dump(config))
     clip = make_clip(tmp_path / "clip.mp4", n_frames=10, size=(64, 48))
     env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}

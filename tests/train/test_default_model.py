@@ -13,14 +13,17 @@ import json
 
 import pytest
 
+from ultravqa_ray.model import ModelConfig
+from ultravqa_ray.model.folder import ScoringSettings
 from ultravqa_ray.train import default_model as dm
+from ultravqa_ray.video import VideoClip
 
 
 def test_cached_model_is_returned_without_training(tmp_path):
     (tmp_path / dm.MODEL_SUBDIR).mkdir()
     (tmp_path / dm.MODEL_SUBDIR / "config.json").write_text("{}")
     (tmp_path / dm.STAMP).write_text(json.dumps({"hash": dm.recipe_hash()}))
-    (tmp_path / dm.DECODE_FILE).write_text(dm.default_decode_config().to_yaml())
+    ScoringSettings.of(ModelConfig(name_or_path="m"), dm.default_decode_config()).write(tmp_path / dm.MODEL_SUBDIR)
     messages: list[str] = []
     assert dm.ensure_default_model(tmp_path, log=messages.append, shipped=None) == tmp_path / dm.MODEL_SUBDIR
     assert "cached" in messages[0]
@@ -44,6 +47,7 @@ def test_shipped_checkpoint_is_the_current_recipes_output(tmp_path):
     )
     assert stamp["recipe"] == dm.DEFAULT_MODEL_RECIPE
     assert dm.load_decode_config(dm.SHIPPED_DIR / dm.MODEL_SUBDIR) == dm.default_decode_config()
+    assert dm.load_decode_config(dm.SHIPPED_DIR) == dm.default_decode_config()  # the folder above works too
     messages: list[str] = []
     assert dm.ensure_default_model(tmp_path, log=messages.append) == dm.SHIPPED_DIR / dm.MODEL_SUBDIR
     assert "shipped" in messages[0] and not any(tmp_path.iterdir())  # nothing trained, nothing cached
@@ -73,8 +77,8 @@ def test_shipped_checkpoint_scores_unseen_clips_meaningfully(tmp_path):
     folder = dm.ensure_default_model(tmp_path / "cache")
     decode = dm.load_decode_config(folder)
     scorer = ScorerModel(ModelConfig(name_or_path=str(folder), device="cpu", dtype="float32")).setup()
-    frames = [decode_video(row["uri"], decode).frames for row in rows]
-    probs = np.concatenate([scorer.score_log_probs(frames[i : i + 10]).exp().numpy() for i in range(0, 60, 10)])
+    clips = [decode_video(row["uri"], decode) for row in rows]
+    probs = np.concatenate([scorer.score_log_probs(clips[i : i + 10]).exp().numpy() for i in range(0, 60, 10)])
     expected = (probs * np.arange(1, probs.shape[-1] + 1)).sum(-1)  # (videos, dimensions)
     ratings = np.stack([row["ratings"] for row in rows]).astype(float)
     rater_mean = np.nanmean(np.where(ratings > 0, ratings, np.nan), axis=-1)
@@ -86,7 +90,7 @@ def test_shipped_checkpoint_scores_unseen_clips_meaningfully(tmp_path):
 
 
 def test_decode_config_missing_is_a_clear_error(tmp_path):
-    with pytest.raises(FileNotFoundError, match="decode.yaml"):
+    with pytest.raises(FileNotFoundError, match="scoring_config.json"):
         dm.load_decode_config(tmp_path)
 
 
@@ -110,7 +114,7 @@ def test_filter_vision_init_passes_motion_energy(tmp_path):
     moving = np.stack([np.roll(texture, 3 * t, axis=1) for t in range(8)])
 
     def motion_energy(frames: np.ndarray) -> float:
-        prepared = scorer.prepare_video(frames)
+        prepared = scorer.prepare_video(VideoClip.from_frames(frames, fps=2.0))
         grid = torch.tensor([list(prepared.patches.grid_thw)])
         with torch.no_grad():
             out = scorer.model.model.visual(prepared.patches.pixel_values, grid_thw=grid)

@@ -17,6 +17,7 @@ from ultravqa_ray.train.config import DataConfig, TrainConfig
 from ultravqa_ray.train.loop import run_training
 from ultravqa_ray.train.objectives import rounded_means, training_samples
 from ultravqa_ray.train.session import LocalSession
+from ultravqa_ray.video import VideoClip
 
 
 def test_rounded_means_ignore_missing_and_round_half_up():
@@ -26,9 +27,12 @@ def test_rounded_means_ignore_missing_and_round_half_up():
 
 
 def test_training_samples_one_per_video_and_dimension():
-    rows = {"frames": np.zeros((2, 4, 8, 8, 3), np.uint8), "ratings": np.full((2, 5, 3), 4),
+    clip = VideoClip.from_frames(np.zeros((4, 8, 8, 3), np.uint8), fps=5.0)
+    rows = {"frames": np.stack([clip.frames] * 2), "timestamps_s": np.stack([clip.timestamps_s] * 2),
+            "decode": np.array([json.dumps(clip.metadata())] * 2, dtype=object), "ratings": np.full((2, 5, 3), 4),
             "rationale": np.array([json.dumps({"clarity_quality": "Sharp."}), "{}"], dtype=object)}  # fmt: skip
     samples = training_samples(rows, with_rationale=True)
+    np.testing.assert_allclose(samples[0].video.timestamps_s, [0.0, 0.2, 0.4, 0.6])  # the rows' own times
     assert [s.dimension for s in samples[:5]] == list(DIMENSIONS) and len(samples) == 10
     assert samples[4].rationale == "Sharp." and samples[9].rationale is None and samples[0].score == 4
     assert all(s.rationale is None for s in training_samples(rows, with_rationale=False))

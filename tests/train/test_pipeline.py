@@ -17,9 +17,11 @@ import torch
 
 from tests.train.conftest import DECODE
 from ultravqa_ray.model import ModelConfig, ScorerModel
+from ultravqa_ray.model.folder import read_scoring
 from ultravqa_ray.schemas.manifest import read_manifest, resolve_uri
 from ultravqa_ray.train.config import DataConfig, EvalConfig, ReferenceConfig, TrainConfig
 from ultravqa_ray.video.batches import decode_batch
+from ultravqa_ray.video.clip import clips_from_batch
 
 
 @pytest.fixture(scope="module")
@@ -58,6 +60,8 @@ def test_sft_then_aso_checkpoints_load_with_from_pretrained(pipeline, tiny_model
         assert state["step"] == 2 and result.metrics["videos"] == 4
         model = AutoModelForImageTextToText.from_pretrained(folder)
         assert sum(p.numel() for p in model.parameters()) > 0
+        saved = read_scoring(str(folder))  # the checkpoint carries its preprocessing and scale
+        assert saved is not None and saved.decode == DECODE and saved.k == 5
     original = AutoModelForImageTextToText.from_pretrained(tiny_model).state_dict()
     sft = AutoModelForImageTextToText.from_pretrained(pipeline["sft"].model_dir).state_dict()
     aso = AutoModelForImageTextToText.from_pretrained(pipeline["aso"].model_dir).state_dict()
@@ -81,9 +85,9 @@ def test_reference_pass_matches_direct_scorer(pipeline, train_corpus):
     assert table.schema.metadata[b"k"] == b"5"
     stored = dict(zip(table.column("video_id").to_pylist(), np.asarray(table.column("pi_ref").to_pylist()), strict=True))
     records = [r for r in read_manifest(train_corpus) if r.video_id != "bad-0001"][:3]
-    frames = decode_batch({"uri": np.array([resolve_uri(r.uri, train_corpus) for r in records])}, DECODE)["frames"]
+    decoded = decode_batch({"uri": np.array([resolve_uri(r.uri, train_corpus) for r in records])}, DECODE)
     scorer = ScorerModel(pipeline["sft_model"]).setup()
-    direct = scorer.score_log_probs(list(frames)).exp().numpy()
+    direct = scorer.score_log_probs(clips_from_batch(decoded)).exp().numpy()
     for i, rec in enumerate(records):
         assert stored[rec.video_id].shape == (5, 5)
         np.testing.assert_allclose(stored[rec.video_id], direct[i], atol=1e-5)

@@ -23,7 +23,7 @@ from tests.train.conftest import DECODE
 from ultravqa_ray.model import ModelConfig
 from ultravqa_ray.schemas.manifest import read_manifest
 from ultravqa_ray.train.config import DataConfig, TrainConfig
-from ultravqa_ray.train.data import manifest_rows
+from ultravqa_ray.train.data import CLIP_COLUMNS, manifest_rows
 from ultravqa_ray.train.loop import run_training
 from ultravqa_ray.train.session import LocalSession
 from ultravqa_ray.video.batches import decode_batch
@@ -34,10 +34,11 @@ REFERENCE = Path(__file__).parent / "reference" / "loss_trajectory.json"
 def _rows(manifest: Path) -> list[dict[str, np.ndarray]]:
     records = [r for r in read_manifest(manifest) if r.video_id != "bad-0001"][:4]
     rows = manifest_rows(records, str(manifest))
-    frames = decode_batch({"uri": np.array([r["uri"] for r in rows])}, DECODE)["frames"]
+    decoded = decode_batch({"uri": np.array([r["uri"] for r in rows])}, DECODE)
     pi_ref = torch.softmax(torch.linspace(-1, 1, 25).reshape(5, 5), -1).numpy()
     return [
-        {"video_id": np.array([r["video_id"]]), "frames": frames[i : i + 1], "ratings": r["ratings"][None],
+        {"video_id": np.array([r["video_id"]]), **{c: decoded[c][i : i + 1] for c in CLIP_COLUMNS},
+         "ratings": r["ratings"][None],
          "rationale": np.array([r["rationale"]], dtype=object), "pi_ref": pi_ref[None]}  # fmt: skip
         for i, r in enumerate(rows)
     ]

@@ -273,13 +273,11 @@ BAD = {
 @pytest.mark.parametrize("policy", ["sequential", "seek"])
 def test_bad_inputs_fail_with_the_right_kind(bad_inputs, name: str, policy: str):
     kind, fragment = BAD[name]
-    started = time.monotonic()
     with pytest.raises(ProcessingError) as err:
         decode_video(bad_inputs[name], SMALL.override([f"seek_policy={policy}", "threads=2"]))
     assert err.value.kind == kind, err.value.message
     assert fragment in err.value.message
     assert bad_inputs[name].name in err.value.message  # names the input
-    assert time.monotonic() - started < 5
 
 
 @pytest.mark.parametrize(

@@ -41,7 +41,8 @@ def register(sub) -> None:
             "shipped in the package when its recipe stamp matches the code, else a cached or freshly "
             "trained one under --cache-dir). With --out DIR: run the recipe now (synthetic corpus, SFT, "
             "reference pass, ASO, held-out evaluation on a local Ray) and write the model, recipe.json, "
-            "decode.yaml, metrics.json and the evaluation reports to DIR. "
+            "metrics.json and the evaluation reports to DIR (the model folder's scoring_config.json holds "
+            "its decode settings). "
             "`--out ultravqa_ray/assets/default-model` reproduces the shipped checkpoint."
         ),
     )

@@ -10,7 +10,7 @@ from ultravqa_ray.cli._config import add_config_arguments, load_config
 _SHORTCUTS = (
     ("--model", "model.name_or_path", "starting checkpoint folder (for aso/grpo: the SFT model)"),
     ("--manifest", "data.manifest", "annotation manifest (.jsonl or .parquet)"),
-    ("--reference", "data.reference", "pi_ref file from 'ultravqa-ray reference' (aso, grpo)"),
+    ("--reference", "data.reference", "pi_ref file from 'ultravqa-ray reference' (aso)"),
     ("--output-dir", "output_dir", "Ray Train storage path (checkpoints go to OUTPUT_DIR/RUN_NAME)"),
     ("--run-name", "run_name", "run name"),
     ("--workers", "workers", "number of Ray Train workers"),

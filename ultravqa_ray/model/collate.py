@@ -10,19 +10,18 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, fields, replace
 
-import numpy as np
 import torch
 
 from connectors.wire.dimensions import Dimension
-from ultravqa_ray.model.preprocess import Clip
 from ultravqa_ray.model.prompts import IGNORE_INDEX, TokenSequence
+from ultravqa_ray.video.clip import VideoClip
 
 
 @dataclass(frozen=True)
 class TrainingSample:
     """One (video, dimension) target: the score 1..K and, for the rationale variant, the rationale."""
 
-    video: np.ndarray | Clip | object  # frames (N, H, W, 3) uint8, a Clip, or a decoded video
+    video: VideoClip
     dimension: Dimension
     score: int
     rationale: str | None = None

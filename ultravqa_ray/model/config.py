@@ -94,7 +94,7 @@ class ModelConfig(Config):
         2.0, gt=0, description="Frame rate assumed for the given frames when no timestamps come with them."
     )
     max_videos_per_forward: int = Field(
-        8, ge=1, description="Videos scored together in one batched forward by score_frames."
+        8, ge=1, description="Videos scored together in one batched forward by score_clips."
     )
     rationale_max_new_tokens: int = Field(
         64, ge=1, description="Longest rationale generated when a rationale is asked for."

@@ -6,7 +6,7 @@ configured device and dtype, and looks up the K score tokens once.
 
 One pass for all dimensions. The prompt of (video v, dimension d) is ``prefix(v) + suffix(d)``
 (:mod:`ultravqa_ray.model.prompts`); the prefix (system turn and the video tokens) is the same for
-every dimension. ``score_frames`` therefore runs
+every dimension. ``score_clips`` therefore runs
 
 1. the prefixes of the V videos of a chunk, left-padded, through the model once, vision tower
    included, keeping the KV cache; positions come from the family's own ``get_rope_index``;
@@ -34,26 +34,22 @@ import logging
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import Any
 
 import torch
 
 from connectors.wire.dimensions import DIMENSIONS, Dimension
+from connectors.wire.errors import ErrorKind, ProcessingError
 from connectors.wire.messages import DimensionScore, ModelRef
-from ultravqa_ray.model.collate import TrainingBatch, TrainingSample, collate_sequences, left_pad
+from ultravqa_ray.model.collate import left_pad
 from ultravqa_ray.model.config import ModelConfig
 from ultravqa_ray.model.families import Family, VideoTokens, family_for
+from ultravqa_ray.model.folder import apply_folder_settings, model_folder
 from ultravqa_ray.model.hf_utils import quiet_progress_bars
-from ultravqa_ray.model.preprocess import (
-    Clip,
-    VideoPatches,
-    VisionSpec,
-    as_clip,
-    load_processor_config,
-    preprocess_video,
-)
-from ultravqa_ray.model.prompts import IGNORE_INDEX, PromptBuilder
+from ultravqa_ray.model.preprocess import VideoPatches, VisionSpec, load_processor_config, preprocess_video
+from ultravqa_ray.model.prompts import PromptBuilder
 from ultravqa_ray.score_ops import argmax_label, expected_score, score_log_probs
+from ultravqa_ray.video.clip import VideoClip
 
 log = logging.getLogger(__name__)
 
@@ -81,18 +77,6 @@ class VideoScores(Mapping[Dimension, DimensionScore]):
     def __repr__(self) -> str:
         body = ", ".join(f"{d.value}={s.score:.3f}" for d, s in self.scores.items())
         return f"VideoScores({body}{', with rationale' if self.rationale else ''})"
-
-
-class TrainOutput(NamedTuple):
-    """A training forward. ``logits`` cover columns ``offset..T-1`` (every answer token and the one
-    before it), ``labels`` and ``rationale_mask`` are cut the same way, so
-    ``sft_loss(out.logits, out.labels)`` is the SFT loss of the batch."""
-
-    logits: torch.Tensor  # (B, T - offset, V)
-    labels: torch.Tensor  # (B, T - offset)
-    rationale_mask: torch.Tensor  # (B, T - offset) bool
-    score_logits: torch.Tensor  # (B, K) vocabulary logits of the K score tokens at score_index
-    offset: int
 
 
 @dataclass(frozen=True)
@@ -152,7 +136,7 @@ class ScorerModel:
         return {"config": self.config, "model_ref": self._model_ref}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
-        self.__init__(state["config"])
+        ScorerModel.__init__(self, state["config"])
         self._model_ref = state.get("model_ref")
 
     @property
@@ -165,7 +149,8 @@ class ScorerModel:
             return self
         from transformers import AutoConfig, AutoModelForImageTextToText, AutoTokenizer
 
-        cfg = self.config
+        # The folder's own scoring settings (K, score strings, prompt) unless set explicitly.
+        cfg = self.config = apply_folder_settings(self.config)
         device, dtype = resolve_device_dtype(cfg.device, cfg.dtype)
         common = {
             "revision": cfg.revision,
@@ -182,7 +167,7 @@ class ScorerModel:
             model = AutoModelForImageTextToText.from_pretrained(
                 cfg.name_or_path, config=hf_config, dtype=dtype, use_safetensors=True, **common, **extra
             )
-        model.to(device).eval()
+        model.to(device).eval()  # type: ignore[arg-type]  # transformers' typing of .to wraps the model
         processor = load_processor_config(
             cfg.name_or_path, revision=cfg.revision, local_files_only=cfg.local_files_only
         )
@@ -264,7 +249,7 @@ class ScorerModel:
         return self._model_ref
 
     def _compute_model_ref(self) -> ModelRef:
-        name = self.config.name_or_path
+        name = model_folder(self.config.name_or_path)
         if Path(name).is_dir():
             return ModelRef(name=name, revision=weights_digest(name))
         commit = getattr(getattr(self._model, "config", None), "_commit_hash", None)
@@ -272,20 +257,22 @@ class ScorerModel:
 
     # -- inputs ---------------------------------------------------------------------------------
 
-    def prepare_video(self, video: Any) -> PreparedVideo:
-        """Preprocess a clip (frames, :class:`Clip` or decoded video) and lay out its prompt tokens."""
+    def prepare_video(self, clip: VideoClip) -> PreparedVideo:
+        """Preprocess a clip and lay out its prompt tokens, at the clip's own frame times."""
         self._require()
-        clip: Clip = as_clip(video)
+        if not isinstance(clip, VideoClip):
+            raise TypeError(
+                f"the scorer takes VideoClip records (ultravqa_ray.video), got {type(clip).__name__}"
+            )
         patches = preprocess_video(clip.frames, self.vision_spec)
-        times = clip.frame_times(self.config.default_fps)
+        fps = clip.sampled_fps(self.config.default_fps)
         return PreparedVideo(
             patches=patches,
-            tokens=self.family.video_tokens(patches, self.vision_spec, times),
-            second_per_grid_ts=self.vision_spec.temporal_patch_size
-            / clip.sampled_fps(self.config.default_fps),
+            tokens=self.family.video_tokens(patches, self.vision_spec, [float(t) for t in clip.timestamps_s]),
+            second_per_grid_ts=self.vision_spec.temporal_patch_size / fps,
         )
 
-    def _vision_inputs(self, prepared: Sequence[PreparedVideo]) -> dict[str, torch.Tensor]:
+    def vision_inputs(self, prepared: Sequence[PreparedVideo]) -> dict[str, torch.Tensor]:
         return {
             "pixel_values_videos": torch.cat([p.patches.pixel_values for p in prepared]).to(
                 self._device, self._dtype
@@ -293,47 +280,59 @@ class ScorerModel:
             "video_grid_thw": torch.tensor([list(p.patches.grid_thw) for p in prepared], device=self._device),
         }
 
-    def _second_per_grid_ts(self, prepared: Sequence[PreparedVideo]) -> torch.Tensor:
+    def second_per_grid_ts(self, prepared: Sequence[PreparedVideo]) -> torch.Tensor:
         return torch.tensor([p.second_per_grid_ts for p in prepared], device=self._device)
 
-    def _positions(self, input_ids, types, attention_mask, grids, spg) -> torch.Tensor:
+    def rope_positions(self, input_ids, types, attention_mask, grids, spg) -> torch.Tensor:
+        """The family's own 3-axis positions of padded prompts (``get_rope_index``)."""
         return self.family.rope_index(self._model, input_ids, types, grids, attention_mask, spg)
 
     # -- one-pass scoring -----------------------------------------------------------------------
 
-    def score_frames(
+    def score_clips(
         self,
-        videos: Sequence[Any],
+        clips: Sequence[VideoClip],
         dimensions: Sequence[Dimension] = DIMENSIONS,
-        want_rationale: bool = False,
-    ) -> list[VideoScores]:
-        """Score each video on each dimension: probs, expected score and argmax label (§3).
+        rationale: bool = False,
+    ) -> list[VideoScores | ProcessingError]:
+        """Score each clip on each dimension: probs, expected score and argmax label (section 3).
 
-        ``videos``: frames ``(N, H, W, 3)`` uint8 RGB, :class:`Clip` objects or decoded videos.
-        Videos go through the model ``config.max_videos_per_forward`` at a time, each chunk in one
-        prefix pass and one batched suffix pass for all dimensions.
+        The one entry point of every scoring path (serving, batch scoring, ``score``, evaluation
+        and the reference pass). Clips go through the model ``config.max_videos_per_forward`` at a
+        time, each chunk in one prefix pass and one batched suffix pass for all dimensions. One
+        result per clip, in order: the scores, or, when the model failed on the clip's chunk, an
+        ``internal`` :class:`ProcessingError` for each clip of that chunk (the others are scored).
         """
         self._require()
         dims = tuple(Dimension(d) for d in dimensions)
         if not dims:
             raise ValueError("at least one dimension is needed")
-        out: list[VideoScores] = []
+        out: list[VideoScores | ProcessingError] = []
         step = self.config.max_videos_per_forward
-        for start in range(0, len(videos), step):
-            chunk = [self.prepare_video(v) for v in videos[start : start + step]]
-            with torch.inference_mode():
-                if want_rationale:
-                    log_probs, written = self._rationale_pass(chunk, dims)
-                    texts = [[self._decode(ids) for ids in per_video] for per_video in written]
-                else:
-                    log_probs, texts = self._score_pass(chunk, dims), None
-            out += self._to_scores(log_probs, dims, texts)
+        for start in range(0, len(clips), step):
+            part = clips[start : start + step]
+            try:
+                chunk = [self.prepare_video(c) for c in part]
+                with torch.inference_mode():
+                    if rationale:
+                        log_probs, written = self._rationale_pass(chunk, dims)
+                        texts = [[self._decode(ids) for ids in per_video] for per_video in written]
+                    else:
+                        log_probs, texts = self._score_pass(chunk, dims), None
+                out += self._to_scores(log_probs, dims, texts)
+            except TypeError:
+                raise  # not a clip: the caller's bug, not the input's
+            except Exception as exc:  # a fault of ours: this chunk fails as internal, the rest go on
+                log.exception("scoring %d clips failed", len(part))
+                error = ProcessingError(ErrorKind.INTERNAL, f"scoring failed: {type(exc).__name__}: {exc}")
+                out += [error] * len(part)
         return out
 
     def score_log_probs(
-        self, videos: Sequence[Any], dimensions: Sequence[Dimension] = DIMENSIONS
+        self, videos: Sequence[VideoClip], dimensions: Sequence[Dimension] = DIMENSIONS
     ) -> torch.Tensor:
-        """``(V, D, K)`` log pi(s | video, dimension) by the one-pass path (no grad), float32 on CPU."""
+        """``(V, D, K)`` log pi(s | clip, dimension) by the one-pass path of :meth:`score_clips` (no
+        grad), float32 on CPU; failures raise. The tensor view tests and benchmarks compare."""
         self._require()
         dims = tuple(Dimension(d) for d in dimensions)
         parts = []
@@ -366,9 +365,9 @@ class ScorerModel:
         ids, mask = left_pad([r[0] for r in rows], pad)
         types, _ = left_pad([r[1] for r in rows], 0, dtype=torch.int)
         ids, mask, types = ids.to(self._device), mask.to(self._device), types.to(self._device)
-        vision = self._vision_inputs(chunk)
-        spg = self._second_per_grid_ts(chunk)
-        positions = self._positions(ids, types, mask, vision["video_grid_thw"], spg)
+        vision = self.vision_inputs(chunk)
+        spg = self.second_per_grid_ts(chunk)
+        positions = self.rope_positions(ids, types, mask, vision["video_grid_thw"], spg)
         out = self._model(
             input_ids=ids,
             attention_mask=mask,
@@ -440,9 +439,10 @@ class ScorerModel:
                         generated[r].append(token)
                         feed[r] = token
                         finishing[r] = len(generated[r]) >= len(tail) and generated[r][-len(tail) :] == tail
-                if forced[r] is not None:
-                    feed[r] = forced[r].pop(0)
-                    finishing[r] = not forced[r]
+                tail_left = forced[r]
+                if tail_left is not None:
+                    feed[r] = tail_left.pop(0)
+                    finishing[r] = not tail_left
             step_mask = torch.tensor([[0 if done[r] else 1] for r in range(rows)], device=self._device)
             step_ids = torch.tensor([[t] for t in feed], device=self._device)
             logits, mask, last_pos = self._continue(cache, mask, last_pos, step_ids, step_mask)
@@ -454,134 +454,5 @@ class ScorerModel:
         written = [generated[r][: -len(tail)] if forced[r] is None else generated[r] for r in range(rows)]
         return log_probs, [written[v * len(dims) : (v + 1) * len(dims)] for v in range(len(chunk))]
 
-    def rationale_log_probs(
-        self, videos: Sequence[Any], dimensions: Sequence[Dimension] = DIMENSIONS
-    ) -> tuple[torch.Tensor, list[list[list[int]]]]:
-        """``(V, D, K)`` log-probs read after a greedy rationale, and the rationale token ids."""
-        self._require()
-        dims = tuple(Dimension(d) for d in dimensions)
-        parts, ids = [], []
-        step = self.config.max_videos_per_forward
-        for start in range(0, len(videos), step):
-            chunk = [self.prepare_video(v) for v in videos[start : start + step]]
-            with torch.inference_mode():
-                log_probs, written = self._rationale_pass(chunk, dims)
-            parts.append(log_probs.cpu())
-            ids += written
-        return torch.cat(parts), ids
-
     def _decode(self, ids: Sequence[int]) -> str:
         return self._tokenizer.decode(list(ids), skip_special_tokens=True).strip()
-
-    # -- the plain reference path ---------------------------------------------------------------
-
-    def full_forward_log_probs(
-        self, videos: Sequence[Any], dimensions: Sequence[Dimension] = DIMENSIONS, *, rationale_ids=None
-    ) -> torch.Tensor:
-        """``(V, D, K)`` by one plain forward per (video, dimension): full prompt, no cache, positions
-        computed by the model itself. The reference the one-pass path is tested against.
-
-        ``rationale_ids[v][d]``, when given, are answer tokens written before the rationale tail
-        (the rationale variant); the score is then read after ``rationale + separator + prefix``.
-        """
-        self._require()
-        dims = tuple(Dimension(d) for d in dimensions)
-        out = torch.empty((len(videos), len(dims), self.k))
-        for v, video in enumerate(videos):
-            prepared = self.prepare_video(video)
-            prefix_ids, prefix_types = self.prompts.prefix(prepared.tokens)
-            for j, d in enumerate(dims):
-                if rationale_ids is None:
-                    suffix = self.prompts.suffix(d)
-                else:
-                    suffix = self.prompts.suffix(d, with_answer_prefix=False) + list(rationale_ids[v][j])
-                    suffix += (
-                        self.prompts.rationale_tail_ids
-                        if rationale_ids[v][j]
-                        else self.prompts.answer_prefix_ids
-                    )
-                ids = torch.tensor([prefix_ids + suffix], device=self._device)
-                types = torch.tensor([prefix_types + [0] * len(suffix)], device=self._device)
-                with torch.inference_mode():
-                    result = self._model(
-                        input_ids=ids,
-                        attention_mask=torch.ones_like(ids),
-                        mm_token_type_ids=types,
-                        logits_to_keep=1,
-                        **self._vision_inputs([prepared]),
-                        **self.family.forward_kwargs(self._second_per_grid_ts([prepared])),
-                    )
-                out[v, j] = score_log_probs(result.logits[0, -1], self.score_token_ids).cpu()
-        return out
-
-    # -- training -------------------------------------------------------------------------------
-
-    def build_training_batch(self, samples: Sequence[TrainingSample]) -> TrainingBatch:
-        """Tokenize and pad (video, dimension, score[, rationale]) samples; positions included.
-
-        A sample with a rationale gets the ``"<rationale> Score: N"`` answer, one without gets
-        ``"Score: N"``. A video object shared by several samples is preprocessed once.
-        """
-        self._require()
-        if not samples:
-            raise ValueError("no samples")
-        cache: dict[int, PreparedVideo] = {}
-        prepared, sequences = [], []
-        for s in samples:
-            key = id(s.video)
-            if key not in cache:
-                cache[key] = self.prepare_video(s.video)
-            p = cache[key]
-            prepared.append(p)
-            sequences.append(
-                self.prompts.training_sequence(p.tokens, Dimension(s.dimension), s.score, s.rationale)
-            )
-        batch = collate_sequences(
-            sequences,
-            levels=[s.score for s in samples],
-            pad_id=self._tokenizer.pad_token_id,
-            pixel_values=[p.patches.pixel_values for p in prepared],
-            grids=[p.patches.grid_thw for p in prepared],
-            dimensions=[Dimension(s.dimension) for s in samples],
-            second_per_grid_ts=[p.second_per_grid_ts for p in prepared],
-        )
-        positions = self._positions(
-            batch.input_ids, batch.mm_token_type_ids, batch.attention_mask, batch.video_grid_thw,
-            batch.second_per_grid_ts,
-        )  # fmt: skip
-        return TrainingBatch(**{**batch.__dict__, "position_ids": positions})
-
-    def forward_train(self, batch: TrainingBatch) -> TrainOutput:
-        """One forward of a training batch (gradients flow when enabled and the model is in train mode)."""
-        self._require()
-        batch = batch.to(self._device, self._dtype)
-        answer = batch.labels != IGNORE_INDEX
-        if not bool(answer.any(-1).all()):
-            raise ValueError("every row of a training batch needs answer tokens")
-        first_answer = answer.int().argmax(-1)
-        offset = max(0, int(first_answer.min()) - 1)
-        width = batch.input_ids.shape[1]
-        out = self._model(
-            input_ids=batch.input_ids,
-            attention_mask=batch.attention_mask,
-            position_ids=batch.position_ids,
-            mm_token_type_ids=batch.mm_token_type_ids,
-            pixel_values_videos=batch.pixel_values_videos,
-            video_grid_thw=batch.video_grid_thw,
-            use_cache=False,
-            logits_to_keep=width - offset,
-        )
-        logits = out.logits
-        rows = torch.arange(logits.shape[0], device=logits.device)
-        at_score = logits[rows, batch.score_index - offset]
-        return TrainOutput(
-            logits=logits,
-            labels=batch.labels[:, offset:],
-            rationale_mask=batch.rationale_mask[:, offset:],
-            score_logits=at_score.index_select(-1, self.score_token_ids),
-            offset=offset,
-        )
-
-    def score_logits(self, batch: TrainingBatch) -> torch.Tensor:
-        """``(B, K)`` logits of the score tokens at each row's score position (with grad if enabled)."""
-        return self.forward_train(batch).score_logits

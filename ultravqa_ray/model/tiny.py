@@ -414,6 +414,8 @@ def init_vision_filters(model: Any, n: int = 3, gain: float = 4.0, norm_gain: fl
             f"vision_init=filters supports Qwen2-VL and Qwen2.5-VL mergers, not {type(visual.merger).__name__}"
         )
     fc1, fc2 = mlp[0], mlp[2]
+    if not isinstance(fc1, torch.nn.Linear) or not isinstance(fc2, torch.nn.Linear):
+        raise ValueError(f"vision_init=filters needs a Linear-GELU-Linear merger, got {mlp}")
     merged = fc1.in_features // channels  # patches concatenated by the spatial merge
     if bank.shape[0] * merged > fc1.out_features or bank.shape[0] // 2 > fc2.out_features:
         raise ValueError(

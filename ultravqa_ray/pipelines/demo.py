@@ -37,7 +37,8 @@ from ultravqa_ray.pipelines.stream import Bridge, StreamConfig
 from ultravqa_ray.schemas import read_manifest
 from ultravqa_ray.schemas.manifest import resolve_uri
 from ultravqa_ray.serve.config import DEFAULT_CACHE, BatchingConfig, ScorerDeploymentConfig, ServeConfig
-from ultravqa_ray.serve.models import expected_decode, resolve_model
+from ultravqa_ray.serve.models import expected_decode
+from ultravqa_ray.train.default_model import resolve_model
 
 SHORT = {
     "motion_quality": "motion",
@@ -100,7 +101,7 @@ def run_demo(config: DemoConfig, out: TextIO) -> dict:
     with _local_ray(config.ray_cpus) as started_ray:
         say(f"[3/5] local Ray {'started' if started_ray else 'already running'}")
         serve_config = ServeConfig(
-            model=model_path, cache_dir=config.model_cache_dir, decode=expected_decode(config.model), http=False,
+            model=model_path, cache_dir=config.model_cache_dir, decode=expected_decode(model_path), http=False,
             storage={"allow": [str(manifest.parent), str(work / "uploads")]},
             scorer=ScorerDeploymentConfig(num_replicas=config.replicas, num_cpus=1, batching=config.batching),
         )  # fmt: skip

@@ -45,7 +45,7 @@ from connectors.storage import object_filesystem
 from ultravqa_ray.pipelines.score_batch_config import ScoreBatchConfig
 from ultravqa_ray.pipelines.score_batch_stages import (
     OUTPUT_COLUMNS,
-    BatchScorer,
+    ScoreActor,
     decode_inputs,
     entry_rows,
     parse_uploads,
@@ -94,7 +94,7 @@ def run_score_batch(config: ScoreBatchConfig) -> BatchSummary:
     dataset = _decode_and_score(dataset, config)
     sink = KafkaSink(config.kafka_settings()) if config.output.kafka else None
     tables: list[pa.Table] = []
-    dead = Counter()
+    dead: Counter[str] = Counter()
     bar = _progress(config, summary.inputs)
     try:
         for batch in dataset.iter_batches(batch_format="numpy", batch_size=None):
@@ -148,14 +148,16 @@ def _inputs(config: ScoreBatchConfig):
         summary = BatchSummary(
             inputs=sum(r.count for r in plan), source=f"kafka:{topic}", plan=[asdict(r) for r in plan]
         )
-        dataset = read_range(settings, plan, ray_remote_args={"num_cpus": 0.25}).map_batches(
+        dataset: Any = read_range(settings, plan, ray_remote_args={"num_cpus": 0.25}).map_batches(
             parse_uploads, batch_format="numpy", num_cpus=0.25
         )
         return dataset, summary
     if source.kind == "manifest":
+        assert source.manifest is not None  # checked by the config
         entries, where = read_manifest_entries(source.manifest), str(source.manifest)
     else:
         opts = config.storage.open_kwargs()
+        assert source.prefix is not None  # checked by the config
         entries = list_prefix(
             source.prefix, base_dir=opts["base_dir"], s3_endpoint_override=opts["s3_endpoint_override"],
             allow=opts["allow"], suffixes=source.suffixes,
@@ -188,7 +190,7 @@ def _decode_and_score(dataset, config: ScoreBatchConfig):
         fn_kwargs={"config": config.decode, "storage_kwargs": config.storage.open_kwargs()},
     )
     return decoded.map_batches(
-        BatchScorer,
+        ScoreActor,
         batch_format="numpy",
         batch_size=res.score_batch_size,
         compute=ray.data.ActorPoolStrategy(size=res.concurrency),
@@ -230,11 +232,11 @@ def _write_parquet(config: ScoreBatchConfig, tables: list[pa.Table], summary: Ba
         filesystem, path = object_filesystem(target, s3_endpoint_override=config.storage.s3_endpoint_override)
         pq.write_table(table, path, filesystem=filesystem)
     else:
-        path = Path(target.removeprefix("file://"))
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+        local = Path(target.removeprefix("file://"))
+        local.parent.mkdir(parents=True, exist_ok=True)
+        tmp = local.with_name(f".{local.name}.{uuid.uuid4().hex[:8]}.tmp")
         pq.write_table(table, tmp)
-        os.replace(tmp, path)  # a re-run replaces the file whole, never half
+        os.replace(tmp, local)  # a re-run replaces the file whole, never half
     summary.parquet = target
 
 

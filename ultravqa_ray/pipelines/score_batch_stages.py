@@ -33,8 +33,8 @@ from connectors.wire.dimensions import DIMENSIONS, Dimension
 from connectors.wire.errors import ErrorKind, ProcessingError
 from connectors.wire.messages import DeadLetter, DecodeInfo, ModelRef, ScoreEvent
 from ultravqa_ray.events import score_event
-from ultravqa_ray.model import Clip, ScorerModel, VideoScores
-from ultravqa_ray.video import DecodeConfig, decode_batch
+from ultravqa_ray.model import ScorerModel, VideoScores
+from ultravqa_ray.video import DecodeConfig, clips_from_batch, decode_batch
 
 INPUT_COLUMNS = (
     "video_id", "uri", "dimensions", "want_rationale", "key", "value",
@@ -126,7 +126,7 @@ def decode_inputs(
 # -- 3. score -----------------------------------------------------------------------------------
 
 
-class BatchScorer:
+class ScoreActor:
     """The scoring actor: holds one :class:`ScorerModel` (loaded once, on the actor's device)."""
 
     def __init__(self, model_config: Any) -> None:
@@ -152,19 +152,13 @@ def score_decoded(batch: Mapping[str, np.ndarray], scorer: ScorerModel) -> dict[
     for (dims, want_rationale), rows in groups.items():
         dimensions = [Dimension(d) for d in dims.split(",")]
         started = time.perf_counter()
-        try:
-            results = scorer.score_frames(
-                [_clip(batch, i) for i in rows], dimensions, want_rationale=want_rationale
-            )
-        except Exception as exc:  # a fault of ours: the group is dead-lettered, the batch goes on
-            for i in rows:
-                messages[i] = _dead_letter(
-                    batch, i, ErrorKind.INTERNAL, f"scoring failed: {type(exc).__name__}: {exc}"
-                )
-            continue
+        results = scorer.score_clips(clips_from_batch(batch, rows), dimensions, rationale=want_rationale)
         per_video = (time.perf_counter() - started) * 1000 / len(rows)
         for i, result in zip(rows, results, strict=True):
             infer_ms[i] = per_video
+            if isinstance(result, ProcessingError):  # a fault of ours: dead-lettered, the batch goes on
+                messages[i] = _dead_letter(batch, i, result.kind, result.message)
+                continue
             try:
                 messages[i] = _score_event(batch, i, scorer.model_ref, result, per_video)
             except ValueError as exc:  # e.g. a score event that fails its own validation
@@ -173,13 +167,6 @@ def score_decoded(batch: Mapping[str, np.ndarray], scorer: ScorerModel) -> dict[
             for dim, value in result.items():
                 scores[f"score_{dim.value}"][i] = value.score
     return _output_rows(batch, messages, infer_ms, scores)
-
-
-def _clip(batch: Mapping[str, np.ndarray], i: int) -> Clip:
-    meta = json.loads(batch["decode"][i])
-    return Clip(
-        frames=batch["frames"][i], timestamps_s=tuple(batch["timestamps_s"][i]), duration_s=meta["duration_s"]
-    )
 
 
 def _score_event(batch, i: int, model: ModelRef, scores: VideoScores, infer_ms: float) -> ScoreEvent:
@@ -220,7 +207,10 @@ def _output_rows(
     batch, messages: list, infer_ms: np.ndarray, scores: dict[str, np.ndarray]
 ) -> dict[str, np.ndarray]:
     n = len(messages)
-    status, kinds, errors, keys = [], [], [], []
+    status: list[str] = []
+    kinds: list[str] = []
+    errors: list[str] = []
+    keys: list[bytes | None] = []
     for i, message in enumerate(messages):
         if isinstance(message, ScoreEvent):
             status.append("scored")

@@ -2,8 +2,8 @@
 
 The library side of ``ultravqa-ray score``. Every input ends as exactly one line, in input order:
 
-- a :class:`~connectors.wire.messages.ScoreEvent` (``video_id`` = the file stem for local paths and
-  ``file://`` URIs, the URI itself otherwise), or
+- a :class:`~connectors.wire.messages.ScoreEvent` (``video_id``: the input's file name, extension
+  kept, by the one rule of :func:`connectors.uris.video_id_for`), or
 - ``{"uri": ..., "error_kind": ..., "error": ...}`` when the input could not be decoded or scored.
 
 A bad input never stops the run; only a model that cannot be loaded does (the caller's concern).
@@ -18,16 +18,15 @@ import logging
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any, TextIO
-from urllib.parse import urlparse
 
+from connectors.uris import video_id_for
 from connectors.wire.dimensions import DIMENSIONS, Dimension
 from connectors.wire.errors import ErrorKind, ProcessingError
 from connectors.wire.messages import ScoreEvent
 from ultravqa_ray.events import decode_info, score_event
 from ultravqa_ray.model import ModelConfig, ScorerModel
-from ultravqa_ray.video import DecodeConfig, DecodedVideo, decode_uri
+from ultravqa_ray.video import DecodeConfig, VideoClip, decode_uri
 
 log = logging.getLogger(__name__)
 
@@ -38,14 +37,6 @@ class ScoreSummary:
     scored: int
     failed: int
     seconds: float
-
-
-def video_id_for(uri: str) -> str:
-    """The file stem for local paths and ``file://`` URIs, the URI itself for object stores."""
-    parsed = urlparse(uri)
-    if parsed.scheme in ("", "file") or len(parsed.scheme) == 1:  # "C:\\..." is a path
-        return Path(parsed.path if parsed.scheme == "file" else uri).stem or uri
-    return uri
 
 
 def error_line(uri: str, kind: ErrorKind | str, message: str) -> dict[str, str]:
@@ -70,7 +61,7 @@ def score_inputs(
     scorer = model_config if isinstance(model_config, ScorerModel) else ScorerModel(model_config)
     scorer.setup()
     batch_size = scorer.config.max_videos_per_forward
-    pending: list[tuple[str, DecodedVideo, float]] = []
+    pending: list[tuple[str, VideoClip, float]] = []
     counts = {"inputs": 0, "scored": 0, "failed": 0}
 
     def write(line: dict[str, Any] | ScoreEvent) -> None:
@@ -107,20 +98,18 @@ def score_inputs(
 
 def _score_batch(
     scorer: ScorerModel,
-    pending: Sequence[tuple[str, DecodedVideo, float]],
+    pending: Sequence[tuple[str, VideoClip, float]],
     dimensions: Sequence[Dimension],
     want_rationale: bool,
 ) -> list[dict[str, Any] | ScoreEvent]:
     t0 = time.perf_counter()
-    try:
-        results = scorer.score_frames([d for _, d, _ in pending], dimensions, want_rationale=want_rationale)
-    except Exception as exc:  # a fault of ours, not of the input: say so per input and go on
-        log.exception("scoring failed for a batch of %d", len(pending))
-        message = f"scoring failed: {type(exc).__name__}: {exc}"
-        return [error_line(uri, ErrorKind.INTERNAL, message) for uri, _, _ in pending]
+    results = scorer.score_clips([clip for _, clip, _ in pending], dimensions, rationale=want_rationale)
     infer_ms = (time.perf_counter() - t0) * 1000 / len(pending)
     lines: list[dict[str, Any] | ScoreEvent] = []
     for (uri, decoded, decode_ms), scores in zip(pending, results, strict=True):
+        if isinstance(scores, ProcessingError):  # a fault of ours, not of the input: said per input
+            lines.append(error_line(uri, scores.kind, scores.message))
+            continue
         try:
             lines.append(
                 score_event(

@@ -15,6 +15,7 @@ from ray.serve import Application
 from ultravqa_ray.serve.config import ScorerDeploymentConfig, ServeConfig
 from ultravqa_ray.serve.deployment import Decoder, Scorer
 from ultravqa_ray.serve.http import ScoreAPI
+from ultravqa_ray.serve.models import resolve_serve_config
 
 APP_NAME = "ultravqa"
 SCORER = "Scorer"
@@ -26,13 +27,18 @@ def build_app(args: dict[str, Any] | None = None) -> Application:
 
 
 def build_application(config: ServeConfig) -> Application:
+    """The deployments of ``config``; the model is resolved here, in the driver, before any replica
+    starts (:func:`~ultravqa_ray.serve.models.resolve_serve_config`): replicas only load it."""
+    config = resolve_serve_config(config)
     decoder = None
     if config.decode_in == "decoder":
-        decoder = Decoder.options(
+        decoder = Decoder.options(  # type: ignore[attr-defined]  # @serve.deployment makes a Deployment
             num_replicas=config.decoder_replicas, ray_actor_options={"num_cpus": 1}, max_ongoing_requests=32
         ).bind(config)
     # The replica is built from the config minus its deployment options: those reach Serve through
     # .options(), so a change of batching alone is a user_config update (reconfigure, no restart).
     replica_config = config.model_copy(update={"scorer": ScorerDeploymentConfig()})
-    scorer = Scorer.options(**config.scorer.options()).bind(replica_config, decoder)
-    return ScoreAPI.bind(scorer) if config.http else scorer
+    scorer = Scorer.options(**config.scorer.options()).bind(replica_config, decoder)  # type: ignore[attr-defined]
+    assert config.decode is not None  # set by resolve_serve_config
+    api = ScoreAPI.bind(scorer, max_bytes=config.decode.max_bytes)  # type: ignore[attr-defined]
+    return api if config.http else scorer

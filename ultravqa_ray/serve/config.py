@@ -10,9 +10,9 @@ Two configs, two owners:
   its ``user_config`` (``max_batch_size``, ``batch_wait_timeout_s``) retunes live replicas through
   ``reconfigure()`` without a restart.
 
-``model`` is a checkpoint folder or hub name, or one of two names: ``default`` (the project's
-trained default model, trained on first use and cached) and ``tiny`` / ``tiny:<arch>`` (an
-untrained tiny model built offline in milliseconds: for tests and plumbing only).
+``model`` is a checkpoint folder or hub name, or ``default`` (the project's trained default model,
+shipped or cached; resolved by the application builder, never trained by Serve). Untrained tiny
+models are built before Serve starts and named by their folder (:mod:`ultravqa_ray.serve.models`).
 """
 
 from __future__ import annotations
@@ -122,8 +122,8 @@ class ServeConfig(Config):
     model: str = Field(
         "default",
         min_length=1,
-        description="'default' (trained default model), 'tiny' or 'tiny:<arch>' (untrained, for tests), "
-        "or a checkpoint folder / hub name.",
+        description="'default' (the shipped or cached trained default model; Serve never trains it) "
+        "or a checkpoint folder / hub name (build tiny models before Serve starts).",
     )
     cache_dir: Path = Field(DEFAULT_CACHE, description="Where 'default' and 'tiny' models are built and kept.")
     device: str = Field("auto", description="Torch device of the Scorer ('auto': cuda when visible).")

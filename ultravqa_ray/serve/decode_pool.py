@@ -33,7 +33,7 @@ from concurrent.futures.process import BrokenProcessPool
 from typing import Any, Literal
 
 from connectors.wire.errors import ErrorKind, ProcessingError
-from ultravqa_ray.video import DecodeConfig, DecodedVideo, decode_uri
+from ultravqa_ray.video import DecodeConfig, DecodedVideo, decode_uri, decode_video
 
 log = logging.getLogger(__name__)
 
@@ -95,23 +95,26 @@ class DecodePool:
     def _new_executor(self) -> Executor:
         if self.kind == "threads":
             return ThreadPoolExecutor(self.workers, thread_name_prefix="decode")
-        executor = _process_pool(self.workers)
+        workers = self.workers or 1  # processes: always set in __init__
+        executor = _process_pool(workers)
         # submitted together, these start every worker now (the pool adds one per task it cannot place)
-        for started in [executor.submit(_ready) for _ in range(self.workers)]:
+        for started in [executor.submit(_ready) for _ in range(workers)]:
             started.result()
         return executor
 
-    def _run_in(self, executor: Executor, uri: str) -> Future:
+    def _run_in(self, executor: Executor, uri: str, local_name: str | None = None) -> Future:
+        if local_name is not None:  # a file of the replica's own (an HTTP upload): no allow-list
+            return executor.submit(decode_video, uri, self._decode, name=local_name)
         return executor.submit(self._decode_fn, uri, self._decode, **self._storage)
 
-    def _submit(self, uri: str) -> tuple[Executor, Future]:
+    def _submit(self, uri: str, local_name: str | None = None) -> tuple[Executor, Future]:
         """Hand ``uri`` to the current pool; a pool found broken here is replaced and used."""
         with self._lock:
             try:
-                return self._executor, self._run_in(self._executor, uri)
+                return self._executor, self._run_in(self._executor, uri, local_name)
             except BrokenProcessPool:
                 self._swap(self._executor)
-                return self._executor, self._run_in(self._executor, uri)
+                return self._executor, self._run_in(self._executor, uri, local_name)
 
     def _replace(self, broken: Executor) -> None:
         """Swap in a fresh process pool, once per broken one (many decodes see the same break)."""
@@ -124,24 +127,31 @@ class DecodePool:
         broken.shutdown(wait=False, cancel_futures=True)
         self._executor = self._new_executor()
 
-    def _decode_alone(self, uri: str) -> DecodedVideo:
+    def _decode_alone(self, uri: str, local_name: str | None = None) -> DecodedVideo:
         """Decode ``uri`` in a fresh process of its own (after a break): its death is its own."""
         with _process_pool(1) as solo:
             try:
-                return self._run_in(solo, uri).result()
+                return self._run_in(solo, uri, local_name).result()
             except BrokenProcessPool:
                 raise ProcessingError(
-                    ErrorKind.INTERNAL, f"{uri}: the decode worker process died while decoding this upload"
+                    ErrorKind.INTERNAL,
+                    f"{local_name or uri}: the decode worker process died while decoding this upload",
                 ) from None
 
-    async def decode(self, uri: str) -> DecodedVideo:
-        """Frames of ``uri``; raises :class:`ProcessingError` only (no deadline: the caller sets one)."""
-        executor, future = self._submit(uri)
+    async def decode(self, uri: str, *, local_name: str | None = None) -> DecodedVideo:
+        """Frames of ``uri``; raises :class:`ProcessingError` only (no deadline: the caller sets one).
+
+        ``local_name``: ``uri`` is a local file of the replica's own (an HTTP upload it spooled),
+        decoded without the allow-list and called ``local_name`` in messages.
+        """
+        executor, future = self._submit(uri, local_name)
         try:
             return await asyncio.wrap_future(future)
         except BrokenProcessPool:
             self._replace(executor)
-            return await asyncio.get_running_loop().run_in_executor(self._alone, self._decode_alone, uri)
+            return await asyncio.get_running_loop().run_in_executor(
+                self._alone, self._decode_alone, uri, local_name
+            )
 
     def decode_many(self, uris: Sequence[str]) -> list[DecodedVideo | ProcessingError]:
         """Decode ``uris`` concurrently and wait (the benchmark's plain loop): frames or the error, in order."""

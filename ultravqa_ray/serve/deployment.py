@@ -33,10 +33,11 @@ from connectors.wire.messages import UploadEvent
 from ultravqa_ray.serve.config import BatchingConfig, ServeConfig
 from ultravqa_ray.serve.decode_pool import DecodePool
 from ultravqa_ray.serve.metrics import ScoringMetrics
-from ultravqa_ray.serve.models import expected_decode
+from ultravqa_ray.serve.models import expected_decode, loadable_model
 from ultravqa_ray.serve.outcome import ScoreOutcome
 from ultravqa_ray.serve.scoring import InferItem, ReplicaScorer
-from ultravqa_ray.video import DecodeConfig, DecodedVideo
+from ultravqa_ray.serve.uploads import TempVideo
+from ultravqa_ray.video import DecodeConfig, VideoClip
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +46,7 @@ class _Decoded(NamedTuple):
     """One upload after the decode step: its frames or the input error, and when it arrived."""
 
     upload: UploadEvent
-    decoded: DecodedVideo | ProcessingError
+    decoded: VideoClip | ProcessingError
     received: float  # time.perf_counter()
     decode_ms: float
 
@@ -64,8 +65,8 @@ class Scorer:
 
     def reconfigure(self, user_config: dict) -> None:
         batching = BatchingConfig.model_validate(user_config or {})
-        self.infer.set_max_batch_size(batching.max_batch_size)
-        self.infer.set_batch_wait_timeout_s(batching.batch_wait_timeout_s)
+        self.infer.set_max_batch_size(batching.max_batch_size)  # type: ignore[attr-defined]  # @serve.batch
+        self.infer.set_batch_wait_timeout_s(batching.batch_wait_timeout_s)  # type: ignore[attr-defined]
         self._batching = batching
         log.info("batching: max %d videos, wait %.3fs", batching.max_batch_size, batching.batch_wait_timeout_s)
 
@@ -93,6 +94,24 @@ class Scorer:
         """Decode and score one upload; bad inputs come back as a failed outcome, never raised."""
         return await self._infer_one(await self._decode_one(upload))
 
+    async def score_bytes(self, data: bytes, upload: UploadEvent) -> ScoreOutcome:
+        """Decode and score a video posted as bytes (the HTTP route spooled and bounded them): the
+        bytes go to a private temporary file, decoded as a URI's would be; ``upload.uri`` names it."""
+        received = time.perf_counter()
+        try:
+            if self._decoder is not None:
+                result = await self._decoder.decode_bytes.remote(data, upload.uri)
+                if isinstance(result, ProcessingError):
+                    raise result
+                decoded: VideoClip | ProcessingError = result
+            else:
+                assert self._decoding is not None  # decoding here when there is no Decoder
+                with TempVideo(data) as path:
+                    decoded = await self._within_timeout(upload, self._decoding.decode(path, local_name=upload.uri))
+        except ProcessingError as exc:
+            decoded = exc
+        return await self._infer_one(_Decoded(upload, decoded, received, (time.perf_counter() - received) * 1000))
+
     async def score_many(self, uploads: list[UploadEvent]) -> list[ScoreOutcome]:
         """Score several uploads in one request (the Kafka bridge's chunks): one outcome each, in order.
 
@@ -106,7 +125,7 @@ class Scorer:
     async def _decode_one(self, upload: UploadEvent) -> _Decoded:
         received = time.perf_counter()
         try:
-            decoded: DecodedVideo | ProcessingError = await self._decode(upload)
+            decoded: VideoClip | ProcessingError = await self._decode(upload)
         except ProcessingError as exc:
             decoded = exc
         return _Decoded(upload, decoded, received, (time.perf_counter() - received) * 1000)
@@ -128,14 +147,18 @@ class Scorer:
         self._metrics.record_scored(event.timings_ms.total)
         return ScoreOutcome(event=event)
 
-    async def _decode(self, upload: UploadEvent) -> DecodedVideo:
+    async def _decode(self, upload: UploadEvent) -> VideoClip:
+        if self._decoder is not None:
+            result = await self._decoder.decode.remote(upload.uri)
+            if isinstance(result, ProcessingError):
+                raise result
+            return result
+        assert self._decoding is not None  # decoding here when there is no Decoder
+        return await self._within_timeout(upload, self._decoding.decode(upload.uri))
+
+    async def _within_timeout(self, upload: UploadEvent, decoding) -> VideoClip:
         try:
-            if self._decoder is not None:
-                result = await self._decoder.decode.remote(upload.uri)
-                if isinstance(result, ProcessingError):
-                    raise result
-                return result
-            return await asyncio.wait_for(self._decoding.decode(upload.uri), self._config.decode_timeout_s)
+            return await asyncio.wait_for(decoding, self._config.decode_timeout_s)
         except TimeoutError:
             raise ProcessingError(
                 ErrorKind.TIMEOUT, f"{upload.uri}: decoding took longer than {self._config.decode_timeout_s}s"
@@ -170,12 +193,20 @@ class Decoder:
     """Decoding as its own CPU deployment (``decode_in: decoder``): ships frames to the Scorer."""
 
     def __init__(self, config: ServeConfig) -> None:
-        decode: DecodeConfig = config.decode or expected_decode(config.model)
+        decode: DecodeConfig = config.decode or expected_decode(loadable_model(config))
         self._decoding = _decode_pool(config, decode, config.storage.open_kwargs())
 
-    async def decode(self, uri: str) -> DecodedVideo | ProcessingError:
+    async def decode(self, uri: str) -> VideoClip | ProcessingError:
         try:
             return await self._decoding.decode(uri)
+        except ProcessingError as exc:
+            return exc
+
+    async def decode_bytes(self, data: bytes, name: str) -> VideoClip | ProcessingError:
+        """Decode a video posted as bytes (:meth:`Scorer.score_bytes`), from a private temporary file."""
+        try:
+            with TempVideo(data) as path:
+                return await self._decoding.decode(path, local_name=name)
         except ProcessingError as exc:
             return exc
 

@@ -1,4 +1,10 @@
-"""The HTTP ingress: ``POST /score`` (a URI or an upload event -> the score event) and ``GET /healthz``.
+"""The HTTP ingress: ``POST /score`` (a URI, an upload event, or the video's bytes -> the score event)
+and ``GET /healthz``.
+
+The video's bytes come as the raw body (``video/*``, ``application/octet-stream``) or as
+``multipart/form-data`` (:mod:`ultravqa_ray.serve.uploads`): streamed to a temporary file bounded
+by the decode settings' ``max_bytes``, then handed to the Scorer, which decodes them as it decodes
+a URI (same error kinds).
 
 A bad input answers with a 4xx status and ``{"error_kind": ..., "error": ...}`` naming the problem
 (:data:`~ultravqa_ray.serve.requests.STATUS_OF_KIND`); a fault of ours with 5xx. Ray's own
@@ -11,10 +17,12 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from ray import serve
 
-from connectors.wire.errors import ProcessingError
+from connectors.wire.errors import ErrorKind, ProcessingError
 from ultravqa_ray.serve.metrics import ScoringMetrics
 from ultravqa_ray.serve.outcome import ScoreOutcome
 from ultravqa_ray.serve.requests import STATUS_OF_KIND, upload_from_request
+from ultravqa_ray.serve.uploads import is_bytes_upload, receive_upload
+from ultravqa_ray.video import DecodeConfig
 
 api = FastAPI(
     title="UltraVQA-Ray scorer",
@@ -25,19 +33,38 @@ api = FastAPI(
 @serve.deployment(name="ScoreAPI", ray_actor_options={"num_cpus": 0.1})
 @serve.ingress(api)
 class ScoreAPI:
-    def __init__(self, scorer) -> None:
+    def __init__(self, scorer, max_bytes: int = DecodeConfig().max_bytes) -> None:
         self._scorer = scorer  # DeploymentHandle of Scorer
+        self._max_bytes = max_bytes  # the decode settings' limit, for video bytes posted here
         self._metrics = ScoringMetrics("http", in_replica=True)
 
     @api.post("/score")
     async def score(self, request: Request) -> Response:
-        """Score one video: body ``{"uri": "..."}`` (short form) or a full upload event."""
+        """Score one video: body ``{"uri": "..."}`` (short form), a full upload event, or the video's
+        bytes (raw ``video/*`` / ``application/octet-stream`` body, or ``multipart/form-data``)."""
         try:
+            if is_bytes_upload(request.headers.get("content-type", "")):
+                return await self._score_bytes(request)
             upload = upload_from_request(await request.body())
         except ProcessingError as exc:
             self._metrics.record_failed(exc.kind)
             return self._error(ScoreOutcome.failed(exc))
-        outcome: ScoreOutcome = await self._scorer.score.remote(upload)
+        return self._reply(await self._scorer.score.remote(upload))
+
+    async def _score_bytes(self, request: Request) -> Response:
+        try:
+            spooled = await receive_upload(request.headers, request.query_params, request.stream(), self._max_bytes)
+        except ProcessingError:
+            raise
+        except Exception as exc:  # a fault of ours (disk full, a parser bug): said as internal, never a bare 500
+            raise ProcessingError(ErrorKind.INTERNAL, f"receiving the upload failed: {type(exc).__name__}: {exc}") from exc
+        try:
+            data = spooled.path.read_bytes()
+        finally:
+            spooled.close()
+        return self._reply(await self._scorer.score_bytes.remote(data, spooled.upload))
+
+    def _reply(self, outcome: ScoreOutcome) -> Response:
         if not outcome.ok:
             return self._error(outcome)
         assert outcome.event is not None

@@ -13,6 +13,8 @@ node's metrics agent (``ray metrics launch-prometheus`` or a Prometheus scraping
 
 from __future__ import annotations
 
+from typing import Any
+
 from connectors.wire.errors import ErrorKind
 
 LATENCY_BOUNDARIES_MS = [5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000]
@@ -22,10 +24,10 @@ class ScoringMetrics:
     """The three series for one component; cheap to build, one per replica or bridge."""
 
     def __init__(self, component: str, *, in_replica: bool) -> None:
-        if in_replica:
-            from ray.serve import metrics
-        else:
-            from ray.util import metrics
+        import ray.serve.metrics
+        import ray.util.metrics
+
+        metrics: Any = ray.serve.metrics if in_replica else ray.util.metrics  # same classes, replica tags or not
         self._tags = {"component": component}
         self.scored = metrics.Counter(
             "ultravqa_scored_total", description="Videos scored.", tag_keys=("component",)

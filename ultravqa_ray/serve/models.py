@@ -1,66 +1,63 @@
-"""Resolve the ``model`` setting to a checkpoint folder, and to the decode settings it expects.
+"""The model a Serve replica loads, and the decode settings it expects. Serving only loads models.
 
-- ``default``: the project's trained default model (``ultravqa_ray.train.default_model.
-  ensure_default_model``: the checkpoint the SFT and ASO jobs produced on a synthetic corpus,
-  shipped in the package; retrained into ``cache_dir`` only when its recipe stamp is stale);
-- ``tiny`` / ``tiny:<arch>``: an untrained tiny model of the real class, built offline in
-  milliseconds (tests, benchmarks, plumbing: its scores mean nothing);
-- anything else: a checkpoint folder or hub name, used as given. A folder may carry the decode
-  settings it was trained with in ``decode.yaml`` (in it or beside it, as the default model does).
+``ServeConfig.model`` names a checkpoint folder or hub name, or ``default``: the project's trained
+default model, which :func:`resolve_serve_config` (run by the application builder, in the driver,
+before any replica starts) turns into the shipped or cached folder, without training: a default
+model that must first be trained is an error naming the command that trains it. Untrained tiny
+models (``tiny``) and training are the CLI's and the demo's business
+(:func:`ultravqa_ray.train.default_model.resolve_model`), done before Serve starts; a replica given
+an unresolved name refuses it.
+
+The decode settings come from the model folder's ``scoring_config.json``
+(:mod:`ultravqa_ray.model.folder`) unless ``ServeConfig.decode`` sets them.
 """
 
 from __future__ import annotations
 
-import logging
-from collections.abc import Callable
 from pathlib import Path
 
-from ultravqa_ray.model.tiny import build_tiny_model
+from ultravqa_ray.model.folder import folder_decode_config, model_folder
+from ultravqa_ray.serve.config import ServeConfig
 from ultravqa_ray.video import DecodeConfig
 
-_log = logging.getLogger(__name__)
-
-TINY_DECODE = DecodeConfig(num_frames=8, height=64, width=64)
-DEFAULT_TINY_ARCH = "qwen2_5_vl"
+NAMED_MODELS = ("default", "tiny")
 
 
-def _default_module():
-    """The training jobs' default-model module, imported lazily (it pulls in Ray Train)."""
-    from ultravqa_ray.train import default_model
-
-    return default_model
+def is_named(model: str) -> bool:
+    """``default``, ``tiny`` or ``tiny:<arch>``: a name that must be resolved to a folder first."""
+    return model in NAMED_MODELS or model.startswith("tiny:")
 
 
-def is_tiny(model: str) -> bool:
-    return model == "tiny" or model.startswith("tiny:")
+def resolve_serve_config(config: ServeConfig) -> ServeConfig:
+    """``config`` with ``model`` a loadable checkpoint and ``decode`` set (the folder's, unless given).
 
-
-def resolve_model(model: str, cache_dir: Path, *, log: Callable[[str], None] | None = None) -> str:
-    """The checkpoint (folder or hub name) for a ``model`` setting; builds or trains it if needed.
-
-    ``log`` receives the progress lines of a first-run training (default: this module's logger).
+    ``default`` becomes the shipped or cached default model (a lookup, never a training run);
+    ``tiny`` is refused: build it first (``ultravqa-ray model init``) and name its folder.
     """
-    cache_dir = Path(cache_dir).expanduser()
-    if is_tiny(model):
-        arch = model.partition(":")[2] or DEFAULT_TINY_ARCH
-        folder = cache_dir / "models" / f"tiny-{arch}"
-        if not (folder / "config.json").exists():
-            _log.info("building an untrained tiny %s model in %s", arch, folder)
-            build_tiny_model(arch, folder)
-        return str(folder)
+    model = config.model
     if model == "default":
-        return str(_default_module().ensure_default_model(cache_dir / "default-model", log=log or _log.info))
-    return model
+        from ultravqa_ray.train.default_model import ensure_default_model
+
+        model = str(ensure_default_model(Path(config.cache_dir) / "default-model", train=False))
+    elif is_named(model):
+        raise ValueError(
+            f"model {model!r} is built by the CLI or the demo, not by Serve: build it with "
+            "'ultravqa-ray model init DIR' and set model to DIR"
+        )
+    model = model_folder(model)
+    return config.model_copy(update={"model": model, "decode": config.decode or expected_decode(model)})
+
+
+def loadable_model(config: ServeConfig) -> str:
+    """The checkpoint a replica loads: refuses a name Serve was not meant to resolve."""
+    if is_named(config.model):
+        raise ValueError(
+            f"the replica got the model name {config.model!r}: resolve it before Serve starts "
+            "(ultravqa_ray.serve.models.resolve_serve_config; the application builder does)"
+        )
+    return model_folder(config.model)
 
 
 def expected_decode(model: str) -> DecodeConfig:
-    """The decode settings a ``model`` setting was trained with (no model is built or loaded)."""
-    if is_tiny(model):
-        return TINY_DECODE
-    if model == "default":
-        return _default_module().default_decode_config()
-    folder = Path(model)
-    for saved in (folder / "decode.yaml", folder.parent / "decode.yaml"):
-        if saved.is_file():
-            return DecodeConfig.load(saved)
-    return DecodeConfig()
+    """The decode settings a checkpoint was trained with (its ``scoring_config.json``), else defaults."""
+    return folder_decode_config(model)

@@ -1,7 +1,8 @@
 """Turn an HTTP request body into an upload event, naming the problem when it is not one.
 
 The route takes either a full upload event (DESIGN.md section 6) or the short form
-``{"uri": "..."}`` with any of ``video_id`` (default: the file name of the URI), ``dimensions``,
+``{"uri": "..."}`` with any of ``video_id`` (default: :func:`connectors.uris.video_id_for`, the
+URI's file name with its extension, as everywhere), ``dimensions``,
 ``want_rationale`` and ``metadata``; ``event_time`` defaults to now. Unknown fields are refused, as
 on Kafka.
 """
@@ -10,10 +11,10 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
-from pathlib import PurePosixPath
 
 from pydantic import ValidationError
 
+from connectors.uris import video_id_for
 from connectors.wire.errors import ErrorKind, ProcessingError, describe_validation_error
 from connectors.wire.messages import UploadEvent
 
@@ -43,7 +44,7 @@ def upload_from_request(body: bytes) -> UploadEvent:
         )
     uri = data.get("uri")
     if isinstance(uri, str) and uri:
-        data.setdefault("video_id", PurePosixPath(uri.rstrip("/")).name or uri)
+        data.setdefault("video_id", video_id_for(uri))
     data.setdefault("event_time", datetime.now(UTC).isoformat())
     try:
         return UploadEvent.model_validate(data)

@@ -14,13 +14,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from connectors.wire.dimensions import Dimension
-from connectors.wire.errors import ErrorKind, ProcessingError
+from connectors.wire.errors import ProcessingError
 from connectors.wire.messages import ScoreEvent, UploadEvent
 from ultravqa_ray.events import decode_info, score_event
 from ultravqa_ray.model import ModelConfig, ScorerModel, VideoScores
 from ultravqa_ray.serve.config import ServeConfig
-from ultravqa_ray.serve.models import expected_decode, resolve_model
-from ultravqa_ray.video import DecodeConfig, DecodedVideo, decode_uri
+from ultravqa_ray.serve.models import expected_decode, loadable_model
+from ultravqa_ray.video import DecodeConfig, VideoClip, decode_uri
 
 log = logging.getLogger(__name__)
 
@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 class InferItem:
     """One decoded video waiting for the model, with what it asked for."""
 
-    decoded: DecodedVideo
+    decoded: VideoClip
     dimensions: tuple[Dimension, ...]
     want_rationale: bool
 
@@ -42,8 +42,8 @@ class ReplicaScorer:
             import torch
 
             torch.set_num_threads(config.torch_threads)
-        name_or_path = resolve_model(config.model, config.cache_dir)
-        self.decode_config: DecodeConfig = config.decode or expected_decode(config.model)
+        name_or_path = loadable_model(config)  # a folder or hub name: serving never builds a model
+        self.decode_config: DecodeConfig = config.decode or expected_decode(name_or_path)
         self.storage_kwargs = config.storage.open_kwargs()
         self.model = ScorerModel(
             ModelConfig(
@@ -56,7 +56,7 @@ class ReplicaScorer:
         if not config.storage.allow:
             log.warning("no storage allow-list configured: every readable URI is admitted (development only)")
 
-    def decode(self, upload: UploadEvent) -> DecodedVideo:
+    def decode(self, upload: UploadEvent) -> VideoClip:
         """Frames of the upload's video; raises :class:`ProcessingError` only."""
         return decode_uri(upload.uri, self.decode_config, **self.storage_kwargs)
 
@@ -67,22 +67,15 @@ class ReplicaScorer:
         for i, item in enumerate(items):
             groups.setdefault((item.dimensions, item.want_rationale), []).append(i)
         for (dimensions, want_rationale), members in groups.items():
-            try:
-                scores = self.model.score_frames(
-                    [items[i].decoded for i in members], dimensions, want_rationale=want_rationale
-                )
-            except Exception as exc:  # a fault of ours: the group fails as internal, the replica goes on
-                log.exception("scoring a batch of %d failed", len(members))
-                error = ProcessingError(ErrorKind.INTERNAL, f"scoring failed: {type(exc).__name__}: {exc}")
-                scores = [error] * len(members)
+            scores = self.model.score_clips([items[i].decoded for i in members], dimensions, rationale=want_rationale)
             for i, result in zip(members, scores, strict=True):
                 results[i] = result
-        return results  # type: ignore[return-value]
+        return [r for r in results if r is not None]
 
     def event(
         self,
         upload: UploadEvent,
-        decoded: DecodedVideo,
+        decoded: VideoClip,
         scores: VideoScores,
         *,
         decode_ms: float,

@@ -2,7 +2,8 @@
 
 Layout of one checkpoint folder::
 
-    model/              save_pretrained (config.json, model.safetensors), tokenizer, preprocessor config
+    model/              save_pretrained (config.json, model.safetensors), tokenizer, preprocessor config,
+                        scoring_config.json (decode settings, K, dimensions, prompt version)
     optimizer.pt        optimiser and LR-scheduler state (full, unsharded)
     train_state.json    {"epoch": e (completed), "step": global optimiser step, "objective": ...}
 
@@ -17,6 +18,8 @@ from pathlib import Path
 from typing import Any
 
 import torch
+
+from ultravqa_ray.model.folder import ScoringSettings
 
 MODEL_DIR = "model"
 OPTIMIZER_FILE = "optimizer.pt"
@@ -33,8 +36,10 @@ def save_checkpoint(
     state_dict: dict[str, torch.Tensor] | None,
     optimizer_state: dict[str, Any],
     train_state: dict[str, Any],
+    scoring: ScoringSettings | None = None,
 ) -> Path:
-    """Write one checkpoint into ``folder`` (the caller reports it to Ray Train)."""
+    """Write one checkpoint into ``folder`` (the caller reports it to Ray Train); ``scoring``: the
+    preprocessing and scale the model was trained with (``model/scoring_config.json``)."""
     model_dir = folder / MODEL_DIR
     model_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(model_dir, state_dict=state_dict, safe_serialization=True)
@@ -43,6 +48,8 @@ def save_checkpoint(
     for name in _SIDE_FILES:
         if (source / name).exists() and not (model_dir / name).exists():
             shutil.copy2(source / name, model_dir / name)
+    if scoring is not None:
+        scoring.write(model_dir)
     torch.save(optimizer_state, folder / OPTIMIZER_FILE)
     (folder / STATE_FILE).write_text(json.dumps(train_state, indent=2) + "\n")
     return folder

@@ -38,7 +38,7 @@ class DataConfig(Config):
         "keyed by manifest content and decode settings.",
     )
     reference: str | None = Field(
-        None, description="pi_ref Parquet folder written by the reference pass (needed by ASO and GRPO)."
+        None, description="pi_ref Parquet folder written by the reference pass (needed by ASO)."
     )
     limit: int | None = Field(None, ge=1, description="Use only the first N records (smoke runs).")
     rationale: bool = Field(True, description="Train on '<rationale> Score: N' (False: 'Score: N' only).")
@@ -109,7 +109,7 @@ class TrainConfig(Config):
 
     @model_validator(mode="after")
     def _needs_reference(self) -> TrainConfig:
-        if self.objective in ("aso", "grpo") and not self.data.reference:
+        if self.objective == "aso" and not self.data.reference:  # GRPO's reference is the start model
             raise ValueError(f"objective {self.objective} needs data.reference (run the reference pass)")
         return self
 

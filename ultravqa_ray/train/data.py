@@ -8,8 +8,9 @@ ASO, GRPO) and re-submissions read frames instead of decoding again. Rows that f
 kept in the cache with their ``error_kind``; they are counted and reported
 (:class:`IngestReport`, ``bad_videos.jsonl`` beside the cache) and filtered out, never fatal.
 
-Columns of a training row (``batch_format="numpy"``): ``video_id``, ``frames`` ``(T, H, W, 3)``
-uint8, ``ratings`` ``(D, R)`` int (0 = no rating; D in DIMENSIONS order), ``rationale`` (JSON map
+Columns of a training row (``batch_format="numpy"``): ``video_id``, the clip record's columns
+(``frames`` ``(T, H, W, 3)`` uint8, ``timestamps_s`` ``(T,)`` and the ``decode`` JSON: the cache
+stores the clip whole, so training sees the frame times serving sees), ``ratings`` ``(D, R)`` int (0 = no rating; D in DIMENSIONS order), ``rationale`` (JSON map
 dimension -> text) and, when a reference folder is given, ``pi_ref`` ``(D, K)`` float32.
 """
 
@@ -21,7 +22,7 @@ import logging
 import shutil
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,7 +30,10 @@ from typing import Any
 import numpy as np
 import pyarrow.parquet as pq
 
-from connectors.wire.dimensions import DIMENSIONS
+from connectors.wire.dimensions import DIMENSIONS, Dimension
+from connectors.wire.messages import ModelRef
+from ultravqa_ray.model.config import ModelConfig
+from ultravqa_ray.model.scorer import ScorerModel
 from ultravqa_ray.schemas.annotation import AnnotationRecord
 from ultravqa_ray.schemas.manifest import read_manifest, resolve_uri
 from ultravqa_ray.train.config import DataConfig
@@ -38,7 +42,9 @@ from ultravqa_ray.video.config import DecodeConfig
 
 log = logging.getLogger(__name__)
 
-DROP_COLUMNS = ("uri", "timestamps_s", "decode")  # not needed after decoding
+#: Bump when the cache's columns change: old caches are then decoded again, never misread.
+CACHE_FORMAT = 2  # 2: the clip record whole (timestamps_s and decode kept)
+CLIP_COLUMNS = ["frames", "timestamps_s", "decode"]
 
 
 @dataclass(frozen=True)
@@ -80,6 +86,7 @@ def cache_key(manifest: Path, decode: DecodeConfig, limit: int | None) -> str:
     digest = hashlib.sha256(manifest.read_bytes())
     digest.update(decode.model_dump_json().encode())
     digest.update(str(limit).encode())
+    digest.update(f"format={CACHE_FORMAT}".encode())
     return digest.hexdigest()[:16]
 
 
@@ -108,8 +115,7 @@ def manifest_rows(records: list[AnnotationRecord], manifest: str) -> list[dict[s
 
 
 def _decode(batch: dict[str, np.ndarray], config: DecodeConfig, storage: Mapping[str, Any]) -> dict:
-    out = decode_batch(batch, config, storage_kwargs=storage)
-    return {name: out[name] for name in out if name not in DROP_COLUMNS}
+    return decode_batch(batch, config, storage_kwargs=storage)
 
 
 def decode_to_cache(
@@ -129,7 +135,7 @@ def decode_to_cache(
     started = time.perf_counter()
     tmp = folder.with_name(f"{folder.name}.tmp-{uuid.uuid4().hex[:8]}")
     ds = ray.data.from_items(rows).map_batches(
-        _decode,
+        _decode,  # type: ignore[arg-type]  # fn_kwargs give the other arguments
         fn_kwargs={"config": decode, "storage": dict(storage or {})},
         batch_size=batch_size,
         batch_format="numpy",
@@ -166,7 +172,7 @@ def ok_dataset(folder: str | Path, columns: list[str] | None = None):
     import ray
 
     return ray.data.read_parquet(str(folder)).map_batches(
-        _keep_ok, fn_kwargs={"columns": columns}, batch_format="numpy"
+        _keep_ok, fn_kwargs={"columns": columns}, batch_format="numpy"  # type: ignore[arg-type]  # fn_kwargs: the rest
     )
 
 
@@ -182,11 +188,34 @@ def inspect_cache(folder: Path) -> tuple[int, list[dict[str, str]], float]:
     return len(rows), bad, float(sum(r["decode_ms"] for r in rows))
 
 
-def read_reference(folder: str | Path) -> dict[str, np.ndarray]:
-    """``video_id -> (D, K)`` pi_ref from the reference pass's Parquet folder."""
+def read_reference(
+    folder: str | Path, *, model: ModelRef | None = None, k: int, dimensions: Sequence[Dimension] = DIMENSIONS
+) -> dict[str, np.ndarray]:
+    """``video_id -> (D, K)`` pi_ref from the reference pass's Parquet file, checked first.
+
+    The file's metadata (written by :func:`ultravqa_ray.train.reference.reference_pass`) must name
+    the same K, the same dimensions in the same order and, when ``model`` is given, the same model
+    revision (weights digest): a pi_ref of another model or scale is refused with both named.
+    """
     path = Path(folder)
     if not path.exists():
         raise FileNotFoundError(f"reference folder {path} not found: run the reference pass first")
+    meta = {key.decode(): value.decode() for key, value in (pq.read_schema(str(path)).metadata or {}).items()}
+    if "k" not in meta or "dimensions" not in meta or "revision" not in meta:
+        raise ValueError(f"pi_ref {path} has no model/k/dimensions metadata: run the reference pass again")
+    problems = []
+    if int(meta["k"]) != k:
+        problems.append(f"K={meta['k']} in the file, K={k} for this run")
+    want = [Dimension(d).value for d in dimensions]
+    if json.loads(meta["dimensions"]) != want:
+        problems.append(f"dimensions {meta['dimensions']} in the file, {json.dumps(want)} for this run")
+    if model is not None and meta["revision"] != model.revision:
+        problems.append(
+            f"model revision {meta['revision']} ({meta.get('model', '?')}) in the file, "
+            f"{model.revision} ({model.name}) for this run"
+        )
+    if problems:
+        raise ValueError(f"pi_ref {path} does not belong to this run: " + "; ".join(problems))
     table = pq.read_table(str(path), columns=["video_id", "pi_ref"])
     ids = table.column("video_id").to_pylist()
     values = np.asarray(table.column("pi_ref").to_pylist(), dtype=np.float32)  # (N, D, K)
@@ -203,8 +232,12 @@ def _attach_reference(batch: dict[str, np.ndarray], reference: dict[str, np.ndar
     return batch
 
 
-def build_dataset(config: DataConfig, k: int = 5):
-    """The decoded, filtered training dataset and its :class:`IngestReport`."""
+def build_dataset(config: DataConfig, k: int = 5, model: ModelConfig | None = None):
+    """The decoded, filtered training dataset and its :class:`IngestReport`.
+
+    With ``config.reference``, pi_ref is checked against K, the dimensions and (``model`` given)
+    the model's revision, then attached as a column.
+    """
     records = load_records(config, k)
     if not records:
         raise ValueError(f"{config.manifest}: the manifest has no records")
@@ -212,9 +245,10 @@ def build_dataset(config: DataConfig, k: int = 5):
         manifest_rows(records, config.manifest), config.decode, cache_folder(config),
         batch_size=config.decode_batch_size, storage=config.storage,
     )  # fmt: skip
-    ds = ok_dataset(report.cache, ["video_id", "frames", "ratings", "rationale"])
+    ds = ok_dataset(report.cache, ["video_id", *CLIP_COLUMNS, "ratings", "rationale"])
     if config.reference:
-        reference = read_reference(config.reference)
+        expected = None if model is None else ScorerModel(model).model_ref  # weights digest, no loading
+        reference = read_reference(config.reference, model=expected, k=k)
         bad_ids = {row["video_id"] for row in report.bad}
         ids = [r.video_id for r in records]
         missing = [v for v in ids if v not in bad_ids and v not in reference]

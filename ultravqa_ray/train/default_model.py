@@ -13,8 +13,9 @@
 The shipped checkpoint is step 3's output, reproduced with
 ``ultravqa-ray model default --out ultravqa_ray/assets/default-model`` (a test fails when the recipe
 changes and it is not rebuilt). Beside the model: ``recipe.json`` (the recipe and its hash),
-``decode.yaml`` (the DecodeConfig the model expects: score with :func:`load_decode_config`),
-``metrics.json`` (held-out metrics after SFT and after ASO, and the wall time of the run).
+``metrics.json``; in the model folder, ``scoring_config.json`` (:mod:`ultravqa_ray.model.folder`:
+the DecodeConfig, K and prompt the model expects, read by every command; :func:`load_decode_config`),
+with ``metrics.json`` holding the held-out metrics after SFT and after ASO, and the run's wall time.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from ultravqa_ray.data.config import SynthConfig
 from ultravqa_ray.data.synth import generate_corpus
 from ultravqa_ray.losses import ASOConfig
 from ultravqa_ray.model.config import ModelConfig
+from ultravqa_ray.model.folder import SCORING_FILE, ScoringSettings, model_folder, read_scoring
 from ultravqa_ray.train.config import DataConfig, EvalConfig, ReferenceConfig, TrainConfig
 from ultravqa_ray.video.config import DecodeConfig
 
@@ -41,7 +43,6 @@ log = logging.getLogger(__name__)
 
 MODEL_SUBDIR = "model"
 STAMP = "recipe.json"
-DECODE_FILE = "decode.yaml"
 METRICS_FILE = "metrics.json"
 
 #: The recipe's output, shipped in the package so that the demo's first run needs no training.
@@ -85,12 +86,11 @@ def default_decode_config(recipe: dict[str, Any] = DEFAULT_MODEL_RECIPE) -> Deco
 
 
 def load_decode_config(model_dir: str | Path) -> DecodeConfig:
-    """The DecodeConfig a default model was trained with (``decode.yaml`` beside the model folder)."""
-    path = Path(model_dir)
-    for candidate in (path / DECODE_FILE, path.parent / DECODE_FILE):
-        if candidate.exists():
-            return DecodeConfig.load(candidate)
-    raise FileNotFoundError(f"no {DECODE_FILE} next to {model_dir}")
+    """The DecodeConfig a default model was trained with (its folder's ``scoring_config.json``)."""
+    saved = read_scoring(str(model_dir))
+    if saved is None:
+        raise FileNotFoundError(f"no {SCORING_FILE} in {model_folder(str(model_dir))}")
+    return saved.decode
 
 
 def _log_default(message: str) -> None:
@@ -112,10 +112,12 @@ def ensure_default_model(
     log: Callable[[str], None] = _log_default,
     shipped: Path | None = SHIPPED_DIR,
     retrain: bool = False,
+    train: bool = True,
 ) -> Path:
     """The default model folder: shipped, cached under ``cache_dir``, or trained now (module docstring).
 
-    ``retrain`` skips the shipped and cached models and runs the recipe into ``cache_dir``.
+    ``retrain`` skips the shipped and cached models and runs the recipe into ``cache_dir``;
+    ``train=False`` only looks (Serve's builder): no matching model is then an error.
     """
     cache_dir = Path(cache_dir).expanduser().resolve()  # Ray workers run in other folders
     if not retrain and shipped is not None and (found := _cached(shipped)) is not None:
@@ -125,6 +127,11 @@ def ensure_default_model(
     if found is not None:
         log(f"default model: cached at {found} (recipe {recipe_hash()})")
         return found
+    if not train:
+        raise FileNotFoundError(
+            f"no default model for recipe {recipe_hash()} is shipped or cached in {cache_dir}: "
+            f"train it first with 'ultravqa-ray model default --out {cache_dir}'"
+        )
     import ray
 
     started_ray = False
@@ -142,6 +149,38 @@ def ensure_default_model(
     finally:
         if started_ray:
             ray.shutdown()
+
+
+TINY_DECODE = DecodeConfig(num_frames=8, height=64, width=64)
+DEFAULT_TINY_ARCH = "qwen2_5_vl"
+
+
+def resolve_model(model: str, cache_dir: Path, *, log: Callable[[str], None] | None = None) -> str:
+    """The checkpoint folder (or hub name) for a ``model`` setting; builds or trains it if needed.
+
+    - ``default``: :func:`ensure_default_model` (shipped, cached, or trained now);
+    - ``tiny`` / ``tiny:<arch>``: an untrained tiny model of the real class, built offline in
+      milliseconds (tests, benchmarks, plumbing: its scores mean nothing), with the decode settings
+      of :data:`TINY_DECODE` in its folder;
+    - anything else: used as given.
+
+    The CLI and the demo call this before Serve starts; Serve itself only loads.
+    """
+    from ultravqa_ray.model.tiny import build_tiny_model
+
+    cache_dir = Path(cache_dir).expanduser()
+    if model == "tiny" or model.startswith("tiny:"):
+        arch = model.partition(":")[2] or DEFAULT_TINY_ARCH
+        folder = cache_dir / "models" / f"tiny-{arch}"
+        if not (folder / SCORING_FILE).exists():
+            log = log or _log_default
+            log(f"building an untrained tiny {arch} model in {folder}")
+            build_tiny_model(arch, folder)
+            ScoringSettings.of(ModelConfig(name_or_path=str(folder)), TINY_DECODE).write(folder)
+        return str(folder)
+    if model == "default":
+        return str(ensure_default_model(cache_dir / "default-model", log=log or _log_default))
+    return model
 
 
 def initial_model(out: Path, recipe: dict[str, Any] = DEFAULT_MODEL_RECIPE) -> Path:
@@ -192,8 +231,7 @@ def train_default_model(
     target = cache_dir / MODEL_SUBDIR
     shutil.rmtree(target, ignore_errors=True)
     shutil.copytree(aso.model_dir, target)
-    (cache_dir / DECODE_FILE).write_text(decode.to_yaml())
-    shutil.copy2(cache_dir / DECODE_FILE, target / DECODE_FILE)
+    ScoringSettings.of(model, decode).write(target)  # as the checkpoint wrote it; explicit for the asset
     wall = time.perf_counter() - t0
     (cache_dir / METRICS_FILE).write_text(json.dumps({"wall_s": wall, **metrics}, indent=2) + "\n")
     (cache_dir / STAMP).write_text(json.dumps({"hash": recipe_hash(recipe), "recipe": recipe}, indent=2) + "\n")

@@ -14,7 +14,7 @@ import hashlib
 import json
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +29,12 @@ from ultravqa_ray.metrics import (
     read_mos_csv,
     write_report,
 )
+from ultravqa_ray.model.folder import read_scoring
 from ultravqa_ray.model.scorer import ScorerModel
 from ultravqa_ray.schemas.manifest import read_manifest, resolve_uri
 from ultravqa_ray.score_ops import argmax_label, expected_score
 from ultravqa_ray.train.config import EvalConfig
-from ultravqa_ray.train.data import IngestReport, ingest, ok_dataset
+from ultravqa_ray.train.data import CACHE_FORMAT, CLIP_COLUMNS, IngestReport, ingest, ok_dataset
 from ultravqa_ray.train.scoring import score_dataset
 
 log = logging.getLogger(__name__)
@@ -66,7 +67,22 @@ def read_outs(probs: dict[str, np.ndarray]) -> dict[str, dict[Dimension, dict[st
 
 def _cache(out: Path, rows: list[dict[str, Any]], config: EvalConfig) -> Path:
     digest = hashlib.sha256(json.dumps([r["uri"] for r in rows]).encode() + config.decode.model_dump_json().encode())
+    digest.update(f"format={CACHE_FORMAT}".encode())
     return out / ".decoded" / digest.hexdigest()[:16]
+
+
+def _with_model_decode(config: EvalConfig) -> EvalConfig:
+    """Decode as the model was trained to see (its folder's scoring_config.json) unless ``decode``
+    was set explicitly; an explicit setting that differs is said in the log, never silently used."""
+    saved = read_scoring(config.model.name_or_path)
+    if saved is None:
+        return config
+    if "decode" not in config.model_fields_set:
+        return config.model_copy(update={"decode": saved.decode})
+    if config.decode != saved.decode:
+        log.warning("evaluating with decode settings other than the model was trained with: %s (trained: %s)",
+                    config.decode.model_dump(exclude_defaults=True), saved.decode.model_dump(exclude_defaults=True))  # fmt: skip
+    return config
 
 
 def evaluate(config: EvalConfig) -> EvalOutcome:
@@ -87,11 +103,15 @@ def evaluate(config: EvalConfig) -> EvalOutcome:
         items = read_mos_csv(config.mos_csv, video_dir=config.video_dir, pattern=config.mos_pattern)[: config.limit]
         rows = [{"video_id": i.video_id, "uri": i.uri} for i in items]
         records = []
+    config = _with_model_decode(config)
     report = ingest(rows, config.decode, _cache(out, rows, config), batch_size=config.batch_size)
-    probs = score_dataset(
-        ok_dataset(report.cache, ["video_id", "frames"]), config.model,
+    probs, failed = score_dataset(
+        ok_dataset(report.cache, ["video_id", *CLIP_COLUMNS]), config.model,
         actors=config.actors, batch_size=config.batch_size, cpus=config.cpus_per_actor, gpus=config.gpus_per_actor,
     )  # fmt: skip
+    if failed:  # counted with the videos that could not be decoded: listed, then skipped
+        report = replace(report, n_ok=report.n_ok - len(failed), bad=report.bad + [
+            {"video_id": v, "error_kind": "internal", "error": e} for v, e in failed.items()])  # fmt: skip
     predictions = read_outs(probs)
     model_ref = ScorerModel(config.model).model_ref
     meta = {

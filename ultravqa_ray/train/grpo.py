@@ -18,6 +18,7 @@ import torch
 from connectors.wire.dimensions import DIMENSIONS, Dimension
 from ultravqa_ray.losses import GRPOConfig, group_advantages, grpo_loss, grpo_rewards, parse_score
 from ultravqa_ray.model.scorer import ScorerModel
+from ultravqa_ray.video.clip import VideoClip
 
 VISION_TOKENS = ("<|video_pad|>", "<|image_pad|>", "<|vision_start|>", "<|vision_end|>")
 
@@ -34,7 +35,7 @@ def _token_logps(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 def grpo_batch_loss(
     scorer: ScorerModel,
-    videos: Sequence[Any],
+    clips: Sequence[VideoClip],
     ratings: torch.Tensor,
     config: GRPOConfig,
     *,
@@ -42,7 +43,7 @@ def grpo_batch_loss(
     policy: Callable[..., Any] | None = None,
     reference: Any | None = None,
 ) -> GRPOStep:
-    """GRPO loss of ``videos`` x ``dimensions`` items; ``ratings`` ``(V * D, R)``, 0 = missing.
+    """GRPO loss of ``clips`` x ``dimensions`` items; ``ratings`` ``(V * D, R)``, 0 = missing.
 
     ``policy`` is the module the policy forward runs through (a DDP/FSDP wrapper of
     ``scorer.model``; default ``scorer.model``); sampling always uses ``scorer.model``.
@@ -55,11 +56,11 @@ def grpo_batch_loss(
     # A policy must never write vision placeholders: the forward would expect video features for them.
     vision_ids = scorer.tokenizer.convert_tokens_to_ids(list(VISION_TOKENS))
     groups, parsed = [], []
-    for frames in videos:
-        prepared = scorer.prepare_video(frames)
+    for clip in clips:
+        prepared = scorer.prepare_video(clip)
         prefix_ids, prefix_types = prompts.prefix(prepared.tokens)
-        vis = {key: val.repeat(g, 1) for key, val in scorer._vision_inputs([prepared]).items()}
-        kw = {key: val.repeat(g) for key, val in scorer.family.forward_kwargs(scorer._second_per_grid_ts([prepared])).items()}
+        vis = {key: val.repeat(g, 1) for key, val in scorer.vision_inputs([prepared]).items()}
+        kw = {key: val.repeat(g) for key, val in scorer.family.forward_kwargs(scorer.second_per_grid_ts([prepared])).items()}
         for d in dimensions:
             ids = prefix_ids + prompts.suffix(Dimension(d), with_answer_prefix=False)
             types = prefix_types + [0] * (len(ids) - len(prefix_types))

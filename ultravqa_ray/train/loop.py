@@ -26,6 +26,7 @@ from typing import Any, Protocol
 
 import torch
 
+from ultravqa_ray.model.folder import ScoringSettings
 from ultravqa_ray.model.hf_utils import vision_tower
 from ultravqa_ray.model.scorer import ScorerModel
 from ultravqa_ray.train import parallel
@@ -244,6 +245,7 @@ def _checkpoint_and_report(config, session, scorer, module, optimizer, scheduler
             state_dict=full,
             optimizer_state={"optimizer": opt_state, "scheduler": scheduler.state_dict()},
             train_state={"epoch": epoch, "step": step, "objective": config.objective, "metrics": metrics},
+            scoring=ScoringSettings.of(scorer.config, config.data.decode),
         )  # fmt: skip
         session.report(metrics, tmp)
     finally:

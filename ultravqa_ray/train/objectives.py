@@ -27,15 +27,18 @@ from connectors.wire.dimensions import DIMENSIONS
 from ultravqa_ray.losses import ASOConfig, GRPOConfig, aso_loss, aso_total_loss, sft_loss
 from ultravqa_ray.model.collate import TrainingBatch, TrainingSample
 from ultravqa_ray.model.prompts import IGNORE_INDEX
-from ultravqa_ray.model.scorer import ScorerModel, TrainOutput
+from ultravqa_ray.model.scorer import ScorerModel
 from ultravqa_ray.schemas.annotation import round_half_up
+from ultravqa_ray.train.adapter import TrainOutput, build_training_batch
+from ultravqa_ray.video.clip import clips_from_batch
 
 Rows = dict[str, np.ndarray]
 Forward = Callable[[TrainingBatch], TrainOutput]  # parallel.TrainForward (also has .raw(**kwargs))
 
 
 class Objective(Protocol):
-    name: str
+    @property
+    def name(self) -> str: ...
 
     def loss(self, scorer: ScorerModel, forward: Forward, rows: Rows) -> tuple[torch.Tensor, dict[str, float]]:
         """Loss of one micro-batch (with grad) and float diagnostics."""
@@ -50,15 +53,15 @@ def rounded_means(ratings: np.ndarray) -> np.ndarray:
 
 
 def training_samples(rows: Rows, with_rationale: bool) -> list[TrainingSample]:
-    """One sample per (video, dimension), video-major in DIMENSIONS order."""
+    """One sample per (clip, dimension), video-major in DIMENSIONS order."""
     labels = rounded_means(rows["ratings"])
     out = []
-    for i, frames in enumerate(rows["frames"]):
+    for i, clip in enumerate(clips_from_batch(rows)):
         rationale = json.loads(str(rows["rationale"][i])) if with_rationale else {}
         for j, dim in enumerate(DIMENSIONS):
             out.append(
                 TrainingSample(
-                    video=frames, dimension=dim, score=int(labels[i, j]), rationale=rationale.get(dim.value) or None
+                    video=clip, dimension=dim, score=int(labels[i, j]), rationale=rationale.get(dim.value) or None
                 )
             )
     return out
@@ -70,7 +73,7 @@ class SFTObjective:
     name: str = "sft"
 
     def loss(self, scorer: ScorerModel, forward: Forward, rows: Rows) -> tuple[torch.Tensor, dict[str, float]]:
-        batch = scorer.build_training_batch(training_samples(rows, self.with_rationale))
+        batch = build_training_batch(scorer, training_samples(rows, self.with_rationale))
         out = forward(batch)
         loss = sft_loss(out.logits, out.labels)
         with torch.no_grad():
@@ -89,7 +92,7 @@ class ASOObjective:
     def loss(self, scorer: ScorerModel, forward: Forward, rows: Rows) -> tuple[torch.Tensor, dict[str, float]]:
         cfg = self.config
         with_rationale = self.with_rationale and cfg.sft_weight > 0
-        batch = scorer.build_training_batch(training_samples(rows, with_rationale))
+        batch = build_training_batch(scorer, training_samples(rows, with_rationale))
         out = forward(batch)
         device = out.score_logits.device
         k = scorer.k
@@ -122,6 +125,6 @@ class GRPOObjective:
 
         ratings = torch.as_tensor(rows["ratings"]).reshape(-1, rows["ratings"].shape[-1])
         out = grpo_batch_loss(
-            scorer, list(rows["frames"]), ratings, self.config, policy=forward.raw, reference=self.reference  # type: ignore[attr-defined]
+            scorer, clips_from_batch(rows), ratings, self.config, policy=forward.raw, reference=self.reference  # type: ignore[attr-defined]
         )
         return out.loss, out.stats

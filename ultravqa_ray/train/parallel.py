@@ -16,7 +16,8 @@ import torch
 import torch.distributed as dist
 
 from ultravqa_ray.model.collate import TrainingBatch
-from ultravqa_ray.model.scorer import ScorerModel, TrainOutput
+from ultravqa_ray.model.scorer import ScorerModel
+from ultravqa_ray.train.adapter import TrainOutput, forward_train
 
 
 def distributed() -> bool:
@@ -58,19 +59,9 @@ def _blocks(model: torch.nn.Module) -> list[torch.nn.Module]:
 
 
 def forward_through(scorer: ScorerModel, module: torch.nn.Module, batch: TrainingBatch) -> TrainOutput:
-    """``scorer.forward_train`` with the model call routed through ``module`` (a DDP wrapper).
-
-    The scorer keeps the plain model for everything else (positions, generation); only the forward
-    that must synchronise gradients goes through the wrapper.
-    """
-    if module is scorer.model:
-        return scorer.forward_train(batch)
-    plain = scorer._model
-    scorer._model = module
-    try:
-        return scorer.forward_train(batch)
-    finally:
-        scorer._model = plain
+    """:func:`~ultravqa_ray.train.adapter.forward_train` with the model call routed through ``module``
+    (a DDP wrapper); the scorer keeps the plain model for everything else (positions, generation)."""
+    return forward_train(scorer, batch, model=None if module is scorer.model else module)
 
 
 class TrainForward:
@@ -92,7 +83,7 @@ class TrainForward:
 def no_sync(module: torch.nn.Module, skip: bool):
     """DDP's ``no_sync`` for the micro-batches before the last of an accumulation window."""
     if skip and hasattr(module, "no_sync"):
-        return module.no_sync()
+        return module.no_sync()  # type: ignore[operator]  # a DDP module's method, not a Tensor
     return nullcontext()
 
 
@@ -110,7 +101,8 @@ def full_state_dict(model: torch.nn.Module, strategy: str) -> dict[str, torch.Te
         return None
     from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 
-    return get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    state = get_model_state_dict(model, options=StateDictOptions(full_state_dict=True, cpu_offload=True))
+    return dict(state)  # type: ignore[arg-type]  # full_state_dict: every value is a tensor
 
 
 def optimizer_state(model: torch.nn.Module, optimizer: torch.optim.Optimizer, strategy: str) -> dict:

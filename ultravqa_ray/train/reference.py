@@ -15,13 +15,16 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
 from connectors.wire.dimensions import DIMENSIONS
+from connectors.wire.messages import ModelRef
 from ultravqa_ray.model.scorer import ScorerModel
 from ultravqa_ray.train.config import ReferenceConfig
 from ultravqa_ray.train.data import (
+    CLIP_COLUMNS,
     IngestReport,
     cache_folder,
     ingest,
@@ -46,6 +49,20 @@ def default_output(config: ReferenceConfig) -> Path:
     return Path(config.output) if config.output else Path(config.data.manifest).resolve().parent / "pi_ref.parquet"
 
 
+def write_reference(path: Path, probs: dict[str, np.ndarray], model: ModelRef, k: int) -> Path:
+    """Write ``video_id -> (D, K)`` pi_ref with the metadata :func:`~ultravqa_ray.train.data.read_reference`
+    checks: the model (name and revision), K and the dimensions in order."""
+    meta = {"model": model.name, "revision": model.revision, "k": str(k),
+            "dimensions": json.dumps([d.value for d in DIMENSIONS])}  # fmt: skip
+    table = pa.table(
+        {"video_id": list(probs), "pi_ref": [np.asarray(p).tolist() for p in probs.values()]},
+        schema=pa.schema([("video_id", pa.string()), ("pi_ref", pa.list_(pa.list_(pa.float32())))], metadata=meta),
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    pq.write_table(table, path)
+    return path
+
+
 def reference_pass(config: ReferenceConfig) -> ReferenceResult:
     """Write pi_ref for every decodable video of the manifest; returns the file."""
     from ultravqa_ray.train.trainer import ensure_ray
@@ -57,20 +74,15 @@ def reference_pass(config: ReferenceConfig) -> ReferenceResult:
         manifest_rows(records, config.data.manifest), config.data.decode, cache_folder(config.data),
         batch_size=config.data.decode_batch_size, storage=config.data.storage,
     )  # fmt: skip
-    probs = score_dataset(
-        ok_dataset(report.cache, ["video_id", "frames"]), config.model,
+    probs, failed = score_dataset(
+        ok_dataset(report.cache, ["video_id", *CLIP_COLUMNS]), config.model,
         actors=config.actors, batch_size=config.batch_size, cpus=config.cpus_per_actor, gpus=config.gpus_per_actor,
     )  # fmt: skip
+    if failed:  # ASO needs pi_ref for every decoded video: a gap is not skipped silently
+        vid, error = next(iter(failed.items()))
+        raise RuntimeError(f"reference pass: the model failed on {len(failed)} videos (e.g. {vid}: {error})")
     ids = [r.video_id for r in records if r.video_id in probs]
     ref = ScorerModel(config.model).model_ref  # name + weights digest, without loading weights
-    meta = {"model": ref.name, "revision": ref.revision, "k": str(config.model.k),
-            "dimensions": json.dumps([d.value for d in DIMENSIONS])}  # fmt: skip
-    table = pa.table(
-        {"video_id": ids, "pi_ref": [probs[v].tolist() for v in ids]},
-        schema=pa.schema([("video_id", pa.string()), ("pi_ref", pa.list_(pa.list_(pa.float32())))], metadata=meta),
-    )
-    out = default_output(config)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    pq.write_table(table, out)
+    out = write_reference(default_output(config), {v: probs[v] for v in ids}, ref, config.model.k)
     log.info("reference pass: pi_ref of %d videos -> %s (%s)", len(ids), out, report.summary())
     return ReferenceResult(path=out, n=len(ids), ingest=report, wall_s=time.perf_counter() - started)

@@ -1,21 +1,28 @@
-"""Batch scoring of decoded rows in a Ray Data actor pool (the reference pass and evaluation).
+"""Score distributions of decoded rows in a Ray Data actor pool (the reference pass and evaluation).
 
 Each actor loads the model once (``ScorerModel.setup()`` in ``__init__``) and maps a batch of
-decoded rows to ``video_id`` and ``probs`` ``(V, D, K)`` float32: pi(s | video, dimension) read out
-by the one-pass scorer of DESIGN.md section 3, dimensions in DIMENSIONS order.
+decoded rows (the clip record's columns, :data:`ultravqa_ray.train.data.CLIP_COLUMNS`) to
+``video_id``, ``probs`` ``(V, D, K)`` float32 (pi(s | clip, dimension) from
+:meth:`ScorerModel.score_clips`, dimensions in DIMENSIONS order) and ``error`` (``""`` when scored).
 """
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import numpy as np
 
+from connectors.wire.dimensions import DIMENSIONS
+from connectors.wire.errors import ProcessingError
 from ultravqa_ray.model.config import ModelConfig
+from ultravqa_ray.video.clip import clips_from_batch
+
+log = logging.getLogger(__name__)
 
 
-class BatchScorer:
-    """Ray Data callable class: decoded rows -> score distributions."""
+class DistributionScorer:
+    """Ray Data callable class: decoded rows -> score distributions (or the reason there are none)."""
 
     def __init__(self, model: ModelConfig) -> None:
         from ultravqa_ray.model.scorer import ScorerModel
@@ -23,17 +30,25 @@ class BatchScorer:
         self.scorer = ScorerModel(model).setup()
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        frames = list(batch["frames"])
-        probs = self.scorer.score_log_probs(frames).exp().numpy().astype(np.float32)
-        return {"video_id": np.asarray(batch["video_id"]), "probs": probs}
+        results = self.scorer.score_clips(clips_from_batch(batch), DIMENSIONS)
+        k = self.scorer.k
+        probs = np.full((len(results), len(DIMENSIONS), k), np.nan, np.float32)
+        errors = np.asarray([""] * len(results), dtype=object)
+        for i, result in enumerate(results):
+            if isinstance(result, ProcessingError):
+                errors[i] = str(result)
+            else:
+                probs[i] = [result[d].probs for d in DIMENSIONS]
+        return {"video_id": np.asarray(batch["video_id"]), "probs": probs, "error": errors}
 
 
 def score_dataset(
     dataset: Any, model: ModelConfig, *, actors: int, batch_size: int, cpus: float, gpus: float
-) -> dict[str, np.ndarray]:
-    """``video_id -> (D, K)`` probabilities for every row of a decoded dataset."""
+) -> tuple[dict[str, np.ndarray], dict[str, str]]:
+    """``video_id -> (D, K)`` probabilities of every row of a decoded dataset the model scored, and
+    ``video_id -> error`` of the rows it failed on."""
     scored = dataset.map_batches(
-        BatchScorer,
+        DistributionScorer,
         fn_constructor_kwargs={"model": model},
         batch_size=batch_size,
         batch_format="numpy",
@@ -42,7 +57,13 @@ def score_dataset(
         num_gpus=gpus,
     )
     out: dict[str, np.ndarray] = {}
+    failed: dict[str, str] = {}
     for batch in scored.iter_batches(batch_size=256, batch_format="numpy"):
-        for vid, probs in zip(batch["video_id"], batch["probs"], strict=True):
-            out[str(vid)] = np.asarray(probs, dtype=np.float32)
-    return out
+        for vid, probs, error in zip(batch["video_id"], batch["probs"], batch["error"], strict=True):
+            if error:
+                failed[str(vid)] = str(error)
+            else:
+                out[str(vid)] = np.asarray(probs, dtype=np.float32)
+    if failed:
+        log.warning("the model failed on %d videos (e.g. %s)", len(failed), next(iter(failed.items())))
+    return out, failed

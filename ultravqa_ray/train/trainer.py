@@ -55,7 +55,7 @@ def fit(config: TrainConfig) -> TrainResult:
 
     ensure_ray()
     started = time.perf_counter()
-    dataset, ingest = build_dataset(config.data, k=config.model.k)
+    dataset, ingest = build_dataset(config.data, k=config.model.k, model=config.model)
     log.info("train %s: %s", config.objective, ingest.summary())
     resume = None
     if config.resume and "://" not in config.output_dir:

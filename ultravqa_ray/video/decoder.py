@@ -22,51 +22,18 @@ from av.video.reformatter import VideoReformatter
 from connectors.storage import open_input
 from connectors.wire.errors import ErrorKind, ProcessingError
 from ultravqa_ray.video import probe
+from ultravqa_ray.video.clip import VideoClip
 from ultravqa_ray.video.config import DecodeConfig
 from ultravqa_ray.video.frames import frame_to_rgb, quarter_turns
 from ultravqa_ray.video.sampling import Run, RunWalker, SeekPlanner, assign_runs, sample_times
 from ultravqa_ray.video.source import Deadline, InputSource
 from ultravqa_ray.video.stream import StreamDecoder
 
-
-@dataclass(frozen=True)
-class DecodedVideo:
-    """Sampled frames and what was learnt about the source.
-
-    Output frame ``i`` is the source frame on screen at sample time ``i``, so a clip with fewer
-    frames than samples, or a frozen stretch of a variable-rate clip, repeats frames in place
-    (``frames_used`` counts the distinct ones); in fps mode a clip too short for ``max_frames``
-    samples is padded by repeating its last frame.
-    """
-
-    frames: np.ndarray  # (output_frames, height, width, 3) uint8 RGB, always this shape
-    timestamps_s: np.ndarray  # float64 presentation time of each output frame, from the stream start
-    duration_s: float
-    fps: float | None
-    width: int  # source display size, after rotation
-    height: int
-    rotation: int  # counter-clockwise degrees turned to make the frames upright: 0, 90, 180, 270
-    frames_used: int  # distinct source frames in ``frames``
-    strategy: str  # "seek" or "sequential"
-    codec: str
-
-    def metadata(self) -> dict[str, Any]:
-        """Everything but the pixels, JSON-ready (the ``decode`` part of a score event)."""
-        return {
-            "frames_used": self.frames_used,
-            "num_frames": int(self.frames.shape[0]),
-            "timestamps_s": [round(float(t), 6) for t in self.timestamps_s],
-            "duration_s": self.duration_s,
-            "fps": self.fps,
-            "width": self.width,
-            "height": self.height,
-            "rotation": self.rotation,
-            "strategy": self.strategy,
-            "codec": self.codec,
-        }
+#: The decoder's output is the clip record (the older name, kept for callers).
+DecodedVideo = VideoClip
 
 
-def decode_uri(uri: str, config: DecodeConfig, **storage_kwargs: Any) -> DecodedVideo:
+def decode_uri(uri: str, config: DecodeConfig, **storage_kwargs: Any) -> VideoClip:
     """Open ``uri`` with :func:`connectors.storage.open_input` and decode it."""
     with open_input(uri, **storage_kwargs) as opened:
         source: str | BinaryIO = str(opened.local_path) if opened.local_path else opened.file
@@ -79,7 +46,7 @@ def decode_video(
     *,
     size_bytes: int | None = None,
     name: str | None = None,
-) -> DecodedVideo:
+) -> VideoClip:
     """Sample ``config.output_frames`` frames from ``source``; raises :class:`ProcessingError` only.
 
     ``size_bytes`` spares a size query on file objects; ``name`` is what messages call the input.
@@ -101,7 +68,7 @@ def decode_video(
         ) from exc
 
 
-def _decode(source: Any, name: str, config: DecodeConfig, size_bytes: int | None) -> DecodedVideo:
+def _decode(source: Any, name: str, config: DecodeConfig, size_bytes: int | None) -> VideoClip:
     deadline = Deadline(config.timeout_s, name)
     with (
         InputSource(source, name, config, size_bytes) as opened,
@@ -177,7 +144,8 @@ def _walk_parallel(
         wait(futures)
     errors = [f.exception() for f in futures if f.exception() is not None]
     if errors:  # the first real failure, not a cancellation it caused
-        raise next((e for e in errors if "cancelled while" not in str(e)), errors[0])
+        real = [e for e in errors if e is not None]
+        raise next((e for e in real if "cancelled while" not in str(e)), real[0])
     return [f.result() for f in futures]
 
 
@@ -193,12 +161,12 @@ def _assemble(
     info: probe.StreamInfo,
     config: DecodeConfig,
     strategy: str,
-) -> DecodedVideo:
+) -> VideoClip:
     count = config.output_frames
     used = picked[:count]
     padded = used + [used[-1]] * (count - len(used))  # fps mode on a short clip: repeat the last
     width, height = (info.height, info.width) if turns % 2 else (info.width, info.height)
-    return DecodedVideo(
+    return VideoClip(
         frames=np.stack([image for _, image in padded]),
         timestamps_s=np.array([t for t, _ in padded], dtype=np.float64),
         duration_s=float(info.duration_s or 0.0),

@@ -19,15 +19,18 @@ import math
 from collections import deque
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from typing import Literal, Protocol
+from typing import TYPE_CHECKING, Literal, Protocol
 
 import numpy as np
 
 from ultravqa_ray.video.config import DecodeConfig
 
+if TYPE_CHECKING:
+    import av
+
 SEEK_COST_FRAMES = 6.0  # a seek pays off once it skips more frames than this (flush, refill, I/O)
 
-Frame = tuple[float, object]  # (presentation time in s from the stream start, av.VideoFrame)
+Frame = tuple[float, "av.VideoFrame"]  # (presentation time in s from the stream start, the frame)
 
 
 def sample_times(duration_s: float, config: DecodeConfig) -> np.ndarray:
@@ -177,7 +180,7 @@ class RunWalker:
                 if ahead is not None and ahead[0] <= t:
                     held, ahead = ahead, None
                 while ahead is None:
-                    frame = next(self._frames, None)
+                    frame = next(self._frames, None) if self._frames is not None else None
                     if frame is None:
                         break
                     if frame[0] <= t:

@@ -8,7 +8,7 @@ import stat
 import tempfile
 import threading
 import time
-from typing import Any, BinaryIO
+from typing import IO, Any
 
 from connectors.wire.errors import ErrorKind, ProcessingError
 from ultravqa_ray.video.config import DecodeConfig
@@ -50,7 +50,7 @@ class InputSource:
 
     def __init__(self, source: Any, name: str, config: DecodeConfig, size_bytes: int | None) -> None:
         self.name, self.config = name, config
-        self._spool: BinaryIO | None = None
+        self._spool: IO[bytes] | None = None
         if isinstance(source, str | os.PathLike):
             self.source: Any = os.fspath(source)
             self.size, self.head = self._local(self.source)
@@ -89,7 +89,7 @@ class InputSource:
             ) from exc
         return info.st_size, head
 
-    def _file(self, file: BinaryIO, size_bytes: int | None) -> tuple[BinaryIO, int, bytes]:
+    def _file(self, file: IO[bytes], size_bytes: int | None) -> tuple[IO[bytes], int, bytes]:
         seekable = getattr(file, "seekable", None)
         if not (callable(seekable) and seekable()):
             file = self._spool_copy(file)
@@ -101,7 +101,7 @@ class InputSource:
         file.seek(0)
         return file, int(size_bytes), bytes(head)
 
-    def _spool_copy(self, file: BinaryIO) -> BinaryIO:
+    def _spool_copy(self, file: IO[bytes]) -> IO[bytes]:
         spool = tempfile.SpooledTemporaryFile(max_size=_SPOOL_IN_MEMORY)  # noqa: SIM115 - closed in __exit__
         self._spool = spool
         limit = self.config.max_bytes

@@ -44,7 +44,7 @@ class StreamDecoder:
                 info = probe.stream_info(self.container, self.stream)
                 probe.check_declared(info, self.name, config)  # frame size and declared duration
             else:
-                self.stream = self.container.streams[info.index]
+                self.stream = self.container.streams[info.index]  # type: ignore[assignment]  # the video stream probed before
         except BaseException:
             self.container.close()
             raise
@@ -82,7 +82,7 @@ class StreamDecoder:
         """Reopen at the start (for containers that cannot seek)."""
         self.container.close()
         self._open()
-        self.stream = self.container.streams[self.info.index]
+        self.stream = self.container.streams[self.info.index]  # type: ignore[assignment]  # the probed video stream
         self._configure()
 
     def seek(self, t: float) -> bool:
@@ -126,7 +126,8 @@ class StreamDecoder:
                 raise self._failure(exc, f"decoding near {max(last_s, 0.0):.2f} s") from exc
             sent = True
             for frame in decoded:
-                last_s = self._time(frame.pts) if frame.pts is not None else last_s + self.frame_s
+                at = self._time(frame.pts) if frame.pts is not None else None
+                last_s = at if at is not None else last_s + self.frame_s
                 self._check_frame(frame, last_s)
                 yield last_s, frame
             if packet is None:
@@ -144,6 +145,7 @@ class StreamDecoder:
                 continue
             count += 1
             start = self._time(stamp)
+            assert start is not None  # stamp is not None
             ends.append(start + (packet.duration or 0) * self._tb)
             if packet.is_keyframe:
                 keys.append(start)
