@@ -120,7 +120,7 @@ def normalised_entropy(probs: Sequence[float]) -> float:
 
 
 def _quality_dims(upload: ScoredUpload) -> list[Dimension]:
-    quality = [d for d in upload.probs if d is not Dimension.MOTION_AMPLITUDE]
+    quality: list[Dimension] = [d for d in upload.probs if d is not Dimension.MOTION_AMPLITUDE]
     return quality or list(upload.probs)
 
 

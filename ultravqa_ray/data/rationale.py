@@ -146,7 +146,7 @@ def pooled_rationale(judgment: PooledJudgment, max_comments: int = 3, max_commen
     spread = ", ".join(f"{n} gave {s}" for s, n in reversed(list(enumerate(j.counts, 1))) if n)
     raters = "1 rater" if j.n_raters == 1 else f"{j.n_raters} raters"
     parts = [f"{j.dimension.label} is {j.band}: a mean of {j.mean:.2f} out of {j.k} from {raters} ({spread})."]
-    noted = []
+    noted: list[str] = []
     for count, group in groupby(j.sub_attribute_counts, key=lambda x: x[1]):
         if noted:
             who = str(count)

@@ -62,14 +62,14 @@ def _plot(report: QualityReport, ratings: Sequence[Rating], dim: Dimension, path
                 rater, (row.inconsistency, row.bias), fontsize=7, xytext=(3, 3), textcoords="offset points"
             )
     ax_r.axhline(0, color="black", lw=0.8)
-    for y in (-report.thresholds.max_abs_bias, report.thresholds.max_abs_bias):
-        ax_r.axhline(y, color="tab:red", lw=0.8, ls="--")
+    for limit in (-report.thresholds.max_abs_bias, report.thresholds.max_abs_bias):
+        ax_r.axhline(limit, color="tab:red", lw=0.8, ls="--")
     ax_r.axvline(report.thresholds.max_inconsistency, color="tab:red", lw=0.8, ls="--")
     ax_r.set(xlabel="inconsistency (P.910 subject model)", ylabel="bias vs leave-one-out consensus")
     ax_r.set_title("Raters (red: marked for exclusion)", fontsize=10)
 
     model = quality.model
-    mos = {v: [] for v in model.videos}
+    mos: dict[str, list[int]] = {v: [] for v in model.videos}
     for r in ratings:
         if r.dimension == dim and r.video_id in mos:
             mos[r.video_id].append(r.score)

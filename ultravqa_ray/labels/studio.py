@@ -192,7 +192,7 @@ class WebSession:
         self.opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(self.jar))
 
     def _csrf(self) -> str:
-        return next((c.value for c in self.jar if c.name == "csrftoken"), "")
+        return next((c.value or "" for c in self.jar if c.name == "csrftoken"), "")
 
     def _form(self, path: str, fields: dict[str, str]) -> str:
         self.opener.open(f"{self.url}{path}", timeout=self.timeout_s).read()  # sets the CSRF cookie
@@ -348,7 +348,11 @@ def pulled_ratings(client: LabelStudio, config: LabelConfig) -> tuple[list[Ratin
             if ann.get("was_cancelled"):
                 continue
             who = ann.get("completed_by")
-            latest[who.get("email") if isinstance(who, dict) else users.get(who, str(who))] = ann
+            if isinstance(who, dict):
+                rater = str(who.get("email"))
+            else:
+                rater = users.get(who, str(who)) if isinstance(who, int) else str(who)
+            latest[rater] = ann
         for rater, ann in latest.items():
             ratings += annotation_ratings(task, ann, rater, config)
     return ratings, gold
@@ -357,7 +361,7 @@ def pulled_ratings(client: LabelStudio, config: LabelConfig) -> tuple[list[Ratin
 def rating_result(config: LabelConfig, scores: dict[Dimension, int], labels: dict[Dimension, Iterable[str]] | None = None,
                   comment: str | None = None) -> list[dict]:  # fmt: skip
     """An annotation ``result`` as the labelling interface produces it (used by scripted raters)."""
-    out = []
+    out: list[dict] = []
     for dim, score in scores.items():
         out.append({"from_name": dim.value, "to_name": VIDEO, "type": "rating", "value": {"rating": score}})
         chosen = list((labels or {}).get(dim, ()))
