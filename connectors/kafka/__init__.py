@@ -13,7 +13,7 @@ from connectors.kafka.serde import (
 from connectors.kafka.settings import KafkaSettings
 from connectors.kafka.sink import Delivered, DeliveryError, KafkaSink, OutgoingRecord
 from connectors.kafka.source import ConsumedRecord, KafkaSource
-from connectors.kafka.topics import Topics, ensure_topics
+from connectors.kafka.topics import MissingTopicError, Topics, check_topics, ensure_topics
 
 __all__ = [
     "BrokerError",
@@ -24,8 +24,10 @@ __all__ = [
     "KafkaSettings",
     "KafkaSink",
     "KafkaSource",
+    "MissingTopicError",
     "OutgoingRecord",
     "Topics",
+    "check_topics",
     "dead_letter_for",
     "dead_letter_for_input",
     "decode_dead_letter",

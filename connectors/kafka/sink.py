@@ -4,7 +4,9 @@ The producer is durable (``acks=all``, retries, one request in flight per connec
 kept per partition; see :meth:`KafkaSettings.producer_kwargs`). :meth:`KafkaSink.send_all` is the
 commit-after-ack rule in one call: it sends a batch, flushes, waits for each acknowledgement and
 raises :class:`DeliveryError` naming every failure, so the caller commits input offsets only when
-it returns.
+it returns. :meth:`KafkaSink.send_each` is the per-record form: one result per record (where it
+was written, or why not), so a caller can replace the one output that cannot be written (too large,
+refused) instead of failing the whole batch.
 """
 
 from __future__ import annotations
@@ -69,28 +71,41 @@ class KafkaSink:
     def send_message(self, topic: str, key: bytes | None, message: _Message) -> Any:
         return self.send(topic, key, message.to_bytes())
 
-    def send_all(self, records: Iterable[OutgoingRecord], timeout_s: float | None = None) -> list[Delivered]:
-        """Send ``records`` and wait until each is acknowledged; raises :class:`DeliveryError`."""
+    def send_each(
+        self, records: Iterable[OutgoingRecord], timeout_s: float | None = None
+    ) -> list[Delivered | BaseException]:
+        """Send ``records``, wait for each; one result per record, in order (never raises for a record).
+
+        A record refused before sending (larger than ``max_request_size``, producer closed) or
+        refused by the broker (too large, unknown topic, timeout) gives its exception.
+        """
         timeout = self._ack_timeout_s if timeout_s is None else timeout_s
-        failures: list[tuple[OutgoingRecord, BaseException]] = []
-        pending = []
+        results: list[Delivered | BaseException | Any] = []
         for record in records:
             try:
-                pending.append((record, self.send(record.topic, record.key, record.value)))
+                results.append(self.send(record.topic, record.key, record.value))
             except Exception as exc:  # refused before sending (too large, serialisation, closed)
-                failures.append((record, exc))
+                results.append(exc)
         self._producer.flush(timeout=timeout)
-        delivered: list[Delivered] = []
-        for record, future in pending:
+        for i, future in enumerate(results):
+            if isinstance(future, BaseException):
+                continue
             try:
                 meta = future.get(timeout=timeout)
             except Exception as exc:  # kafka-python raises KafkaError subclasses and timeouts
-                failures.append((record, exc))
+                results[i] = exc
             else:
-                delivered.append(Delivered(meta.topic, meta.partition, meta.offset))
+                results[i] = Delivered(meta.topic, meta.partition, meta.offset)
+        return results
+
+    def send_all(self, records: Iterable[OutgoingRecord], timeout_s: float | None = None) -> list[Delivered]:
+        """Send ``records`` and wait until each is acknowledged; raises :class:`DeliveryError`."""
+        records = list(records)
+        results = self.send_each(records, timeout_s)
+        failures = [(r, x) for r, x in zip(records, results, strict=True) if isinstance(x, BaseException)]
         if failures:
             raise DeliveryError(failures)
-        return delivered
+        return [x for x in results if isinstance(x, Delivered)]
 
     def flush(self, timeout_s: float | None = None) -> None:
         self._producer.flush(timeout=timeout_s)

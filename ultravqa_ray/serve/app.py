@@ -35,4 +35,4 @@ def build_application(config: ServeConfig) -> Application:
     # .options(), so a change of batching alone is a user_config update (reconfigure, no restart).
     replica_config = config.model_copy(update={"scorer": ScorerDeploymentConfig()})
     scorer = Scorer.options(**config.scorer.options()).bind(replica_config, decoder)
-    return ScoreAPI.bind(scorer) if config.http else scorer
+    return ScoreAPI.bind(scorer, config.http_token_env) if config.http else scorer
