@@ -14,6 +14,7 @@ from connectors.kafka.settings import KafkaSettings
 from connectors.kafka.sink import Delivered, DeliveryError, KafkaSink, OutgoingRecord
 from connectors.kafka.source import ConsumedRecord, KafkaSource
 from connectors.kafka.topics import MissingTopicError, Topics, check_topics, ensure_topics
+from connectors.kafka.transactions import TransactionsUnsupported, check_transactions
 
 __all__ = [
     "BrokerError",
@@ -27,7 +28,9 @@ __all__ = [
     "MissingTopicError",
     "OutgoingRecord",
     "Topics",
+    "TransactionsUnsupported",
     "check_topics",
+    "check_transactions",
     "dead_letter_for",
     "dead_letter_for_input",
     "decode_dead_letter",

@@ -58,11 +58,34 @@ class DeliveryError(RuntimeError):
 class KafkaSink:
     """A producer; use it as a context manager or call :meth:`close`."""
 
-    def __init__(self, settings: KafkaSettings) -> None:
+    def __init__(self, settings: KafkaSettings, *, transactional_id: str | None = None) -> None:
         from kafka import KafkaProducer
 
-        self._producer = KafkaProducer(**settings.producer_kwargs())
+        kwargs = settings.producer_kwargs() if transactional_id is None else settings.transactional_producer_kwargs(transactional_id)
+        self._producer = KafkaProducer(**kwargs)
         self._ack_timeout_s = settings.request_timeout_ms / 1000
+        self.transactional = transactional_id is not None
+        if self.transactional:
+            self._producer.init_transactions()  # fences an older producer with the same id
+
+    # -- transactions (transactional_id given) ----------------------------------------------------
+
+    def begin(self) -> None:
+        self._producer.begin_transaction()
+
+    def send_offsets(self, offsets: dict[tuple[str, int], int], group_metadata) -> None:
+        """Commit ``{(topic, partition): next offset}`` with the transaction (not before it)."""
+        from kafka.structs import OffsetAndMetadata, TopicPartition
+
+        self._producer.send_offsets_to_transaction(
+            {TopicPartition(t, p): OffsetAndMetadata(o, "", -1) for (t, p), o in offsets.items()}, group_metadata
+        )
+
+    def commit(self) -> None:
+        self._producer.commit_transaction()
+
+    def abort(self) -> None:
+        self._producer.abort_transaction()
 
     def send(self, topic: str, key: bytes | None, value: bytes) -> Any:
         """Queue one record; returns kafka-python's future (``.get(timeout)`` waits for the ack)."""

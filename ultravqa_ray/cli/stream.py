@@ -32,6 +32,7 @@ def run(args) -> int:
     # the bridge joins the one it is told to, once, below.
     os.environ.setdefault("RAY_ENABLE_AUTO_CONNECT", "0")
     from connectors.kafka.topics import MissingTopicError
+    from connectors.kafka.transactions import TransactionsUnsupported
     from ultravqa_ray.cli import CommandError
     from ultravqa_ray.pipelines.kafka_client import OutputLost
     from ultravqa_ray.pipelines.serve_client import connect
@@ -49,6 +50,6 @@ def run(args) -> int:
     with probes(args, bridge):
         try:
             bridge.run(stop)
-        except (OutputLost, MissingTopicError) as exc:
+        except (OutputLost, MissingTopicError, TransactionsUnsupported) as exc:
             raise CommandError(str(exc)) from exc
     return 0
