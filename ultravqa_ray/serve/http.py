@@ -51,6 +51,10 @@ class ScoreAPI:
         return JSONResponse({"error": f"unauthorized: {reason} (Authorization: Bearer <token>)"},
                             status_code=401, headers={"www-authenticate": "Bearer"})  # fmt: skip
 
+    def unauthorized_total(self) -> int:
+        """Requests this replica refused with 401 (also exported as ``ultravqa_http_unauthorized_total``)."""
+        return self._metrics.unauthorized_count
+
     @api.post("/score")
     async def score(self, request: Request) -> Response:
         """Score one video: body ``{"uri": "..."}`` (short form) or a full upload event."""
