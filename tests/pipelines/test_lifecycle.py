@@ -75,7 +75,7 @@ def test_stream_without_a_named_ray_cluster_fails_in_one_line(tmp_path):
     done = subprocess.run([*CLI, "stream"], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 1
     assert "ray_address" in done.stderr.strip().splitlines()[-1] and "RAY_ADDRESS" in done.stderr
-    assert not (tmp_path / ".ray").exists()
+    assert not (tmp_path / ".ray").exists() and "Started a local Ray instance" not in done.stderr
 
 
 @pytest.mark.parametrize(

@@ -335,6 +335,7 @@ def test_stream_cli_stops_naming_partition_and_offset_when_even_a_dead_letter_ca
     assert last.startswith("ultravqa-ray stream:") and f"{topics.uploads}[{partition}]@{offset}" in last, last
     assert committed(kafka_settings.bootstrap_servers, group, topics.uploads, PARTITIONS)[partition] < 0
     assert not (home / ".ray").exists(), list(home.rglob("*"))
+    assert "Started a local Ray instance" not in done.stderr  # no ray.init() on the way out
 
 
 def test_exactly_once_is_refused_on_this_broker_with_a_clear_reason(serve_app, kafka_settings, topics):
