@@ -40,6 +40,7 @@ import yaml
 from connectors.kafka import EmbeddedBroker, KafkaSettings, Topics, check_topics
 from connectors.wire.messages import DeadLetter, ScoreEvent, UploadEvent
 from tests.fixtures.clips import make_clip
+from tests.fixtures.processes import alive, children
 from tests.pipelines.kafka_reader import committed
 from tests.video.test_decoder import BAD
 
@@ -122,15 +123,6 @@ def _replica_pids(app: str) -> list[int]:
         if f"ServeReplica:{app}:Scorer" in args and not stat.startswith("Z"):
             pids.append(int(pid))
     return pids
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    stat = subprocess.run(["ps", "-o", "stat=", "-p", str(pid)], capture_output=True, text=True).stdout.strip()
-    return bool(stat) and not stat.startswith("Z")
 
 
 def _wait(predicate, timeout_s: float, what: str, tick=None, info=lambda: "") -> None:
@@ -347,8 +339,8 @@ def test_chaos_every_input_ends_once_under_kills_restarts_and_pauses(
     assert "internal" not in kinds
 
     # -- no process is left behind -------------------------------------------------------------------
-    assert not [p for p in bridge.pids if _alive(p)], "a bridge process is still running"
-    assert not [p for p in broker_pids if _alive(p)], "a broker process is still running"
+    assert not [p for p in bridge.pids if alive(p)], "a bridge process is still running"
+    assert not [p for p in broker_pids if alive(p)], "a broker process is still running"
     assert not (tmp_path / "home" / ".ray").exists()
     print(f"\nchaos: {len(items)} inputs, {duplicates} duplicate(s), bridge starts {bridge.started}, "
           f"self-exits {bridge.self_exits}, dead letters {dict(kinds)}")  # fmt: skip
@@ -369,6 +361,6 @@ def test_chaos_replicas_are_gone_after_the_app_is_deleted(ray_local, serve_http,
     serve.run(build_application(config), name=name, route_prefix=None)
     pids = _replica_pids(name)
     assert len(pids) == 1
-    children = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pids[0])], capture_output=True, text=True).stdout.split()
+    workers = children(pids[0])
     serve.delete(name)
-    _wait(lambda: not [p for p in [*pids, *map(int, children)] if _alive(p)], 30, "the replica and its workers to exit")
+    _wait(lambda: not [p for p in [*pids, *workers] if alive(p)], 30, "the replica and its workers to exit")

@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from connectors.kafka.broker import free_port
+from tests.fixtures.processes import alive, children
 
 CLI = [sys.executable, "-m", "ultravqa_ray.cli"]
 
@@ -29,30 +30,16 @@ def test_broker_command_ends_on_signal_within_seconds(sig):
         while "broker ready" not in line and time.monotonic() < deadline:
             line = proc.stderr.readline()
         assert "broker ready" in line, line
-        tansu = _children(proc.pid)
+        tansu = children(proc.pid)
         assert tansu, "no tansu child process"
         proc.send_signal(sig)
         assert proc.wait(timeout=10) == 0
         time.sleep(0.2)
-        assert not [pid for pid in tansu if _alive(pid)], "tansu left running"
+        assert not [pid for pid in tansu if alive(pid)], "tansu left running"
     finally:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-
-
-def _children(pid: int) -> list[int]:
-    out = subprocess.run(["ps", "-o", "pid=", "--ppid", str(pid)], capture_output=True, text=True).stdout
-    return [int(p) for p in out.split()]
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    state = subprocess.run(["ps", "-o", "stat=", "-p", str(pid)], capture_output=True, text=True).stdout.strip()
-    return bool(state) and not state.startswith("Z")
 
 
 def test_moderate_fails_in_one_line_naming_a_missing_topic(kafka_settings, tmp_path):

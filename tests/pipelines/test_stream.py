@@ -71,6 +71,27 @@ def outputs_by_key(records) -> dict[str, list]:
     return out
 
 
+def run_once_each(settings, topics, expected: int, **overrides):
+    """Run a bridge until ``expected`` outputs arrived; returns it and the outputs by key (one each)."""
+    bridge, stop, thread = start_bridge(settings, topics, f"g-{uuid.uuid4().hex[:6]}", **overrides)
+    try:
+        records = read_all(settings.bootstrap_servers, [topics.scores, topics.dead_letters], expected)
+    finally:
+        stop.set()
+        thread.join(60)
+    by_key = outputs_by_key(records)
+    assert all(len(v) == 1 for v in by_key.values()), {k: len(v) for k, v in by_key.items() if len(v) > 1}
+    return bridge, by_key
+
+
+def assert_committed_to_end(settings, bridge, topic: str, where: dict[str, tuple[int, int]]) -> None:
+    """The group's offsets are at the end of each partition: everything was committed after the acks."""
+    ends = Counter(p for p, _ in where.values())
+    assert committed(settings.bootstrap_servers, bridge.config.group_id, topic, PARTITIONS) == {
+        p: ends[p] for p in range(PARTITIONS)
+    }
+
+
 def test_every_upload_ends_as_exactly_one_score_event_or_dead_letter(
     serve_app, kafka_settings, topics, good_clips, allowed_dir, bad_inputs, clip_dir, tmp_path
 ):
@@ -284,15 +305,8 @@ def test_poison_records_never_stop_a_partition(serve_app, kafka_settings, topics
     for key, value in [good[0], ("p-junk", junk), good[1], ("p-tomb", None), ("p-bytes", b"\xff\xfe\x00"), good[2]]:
         producer.produce(topics.uploads, key=key.encode(), value=value, on_delivery=sent)
     producer.flush(30)
-    bridge, stop, thread = start_bridge(kafka_settings, topics, f"g-{uuid.uuid4().hex[:6]}", max_in_flight=4,
-                                        dead_letter_max_original_bytes=4096)  # fmt: skip
-    try:
-        records = read_all(kafka_settings.bootstrap_servers, [topics.scores, topics.dead_letters], len(where))
-    finally:
-        stop.set()
-        thread.join(60)
-    by_key = outputs_by_key(records)
-    assert set(by_key) == set(where) and all(len(v) == 1 for v in by_key.values())
+    bridge, by_key = run_once_each(kafka_settings, topics, len(where), max_in_flight=4, dead_letter_max_original_bytes=4096)
+    assert set(by_key) == set(where)
     letter = DeadLetter.from_bytes(by_key["p-junk"][0].value())
     assert letter.error_kind.value == "invalid_message"
     assert base64.b64decode(letter.value_b64) == junk[:4096]
@@ -300,10 +314,7 @@ def test_poison_records_never_stop_a_partition(serve_app, kafka_settings, topics
     for key in ("p-tomb", "p-bytes"):
         assert DeadLetter.from_bytes(by_key[key][0].value()).error_kind.value == "invalid_message"
     assert all(by_key[k][0].topic() == topics.scores for k, _ in good)
-    ends = Counter(p for p, _ in where.values())
-    assert committed(kafka_settings.bootstrap_servers, bridge.config.group_id, topics.uploads, PARTITIONS) == {
-        p: ends[p] for p in range(PARTITIONS)
-    }
+    assert_committed_to_end(kafka_settings, bridge, topics.uploads, where)
 
 
 def test_stream_cli_stops_naming_partition_and_offset_when_even_a_dead_letter_cannot_be_written(
@@ -357,16 +368,7 @@ def test_exactly_once_writes_outputs_and_offsets_in_one_transaction(serve_app, k
     gets one output, and the group's offsets are committed by the transactions, to the end."""
     items = [(f"x-{i}", upload(f"x-{i}", str(good_clips[i % 4]))) for i in range(6)] + [("x-bad", b"{nope")]
     published = publish(kafka_settings, topics.uploads, items)
-    bridge, stop, thread = start_bridge(kafka_settings, topics, f"g-{uuid.uuid4().hex[:6]}", max_in_flight=4,
-                                        delivery="exactly_once", transaction_check=False)  # fmt: skip
-    try:
-        records = read_all(kafka_settings.bootstrap_servers, [topics.scores, topics.dead_letters], len(items))
-    finally:
-        stop.set()
-        thread.join(60)
-    by_key = outputs_by_key(records)
-    assert set(by_key) == set(published) and all(len(v) == 1 for v in by_key.values())
-    ends = Counter(p for p, _ in published.values())
-    assert committed(kafka_settings.bootstrap_servers, bridge.config.group_id, topics.uploads, PARTITIONS) == {
-        p: ends[p] for p in range(PARTITIONS)
-    }
+    bridge, by_key = run_once_each(kafka_settings, topics, len(items), max_in_flight=4, delivery="exactly_once",
+                                   transaction_check=False)  # fmt: skip
+    assert set(by_key) == set(published)
+    assert_committed_to_end(kafka_settings, bridge, topics.uploads, published)
