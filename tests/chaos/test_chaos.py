@@ -46,7 +46,7 @@ from tests.video.test_decoder import BAD
 
 PARTITIONS = 2
 REQUEST_TIMEOUT_S = 4
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(420)]
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(540)]  # above the sum of the bounded waits below
 
 
 def _upload(video_id: str, uri: str) -> bytes:
