@@ -13,7 +13,8 @@ from connectors.kafka.serde import (
 from connectors.kafka.settings import KafkaSettings
 from connectors.kafka.sink import Delivered, DeliveryError, KafkaSink, OutgoingRecord
 from connectors.kafka.source import ConsumedRecord, KafkaSource
-from connectors.kafka.topics import Topics, ensure_topics
+from connectors.kafka.topics import MissingTopicError, Topics, check_topics, ensure_topics
+from connectors.kafka.transactions import TransactionsUnsupported, check_transactions
 
 __all__ = [
     "BrokerError",
@@ -24,8 +25,12 @@ __all__ = [
     "KafkaSettings",
     "KafkaSink",
     "KafkaSource",
+    "MissingTopicError",
     "OutgoingRecord",
     "Topics",
+    "TransactionsUnsupported",
+    "check_topics",
+    "check_transactions",
     "dead_letter_for",
     "dead_letter_for_input",
     "decode_dead_letter",

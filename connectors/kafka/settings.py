@@ -42,6 +42,9 @@ class KafkaSettings(BaseModel):
     session_timeout_ms: int = Field(6000, ge=1000, description="Group session timeout (fast joins).")
     heartbeat_interval_ms: int = Field(2000, ge=100, description="Group heartbeat interval.")
     request_timeout_ms: int = Field(30000, ge=1000, description="Per-request timeout.")
+    max_request_size: int = Field(
+        1048576, ge=1024, description="Largest record the producer sends (bytes); larger outputs are replaced."
+    )
 
     @classmethod
     def from_env(
@@ -93,7 +96,15 @@ class KafkaSettings(BaseModel):
 
     def producer_kwargs(self) -> dict[str, Any]:
         """Durable producer: wait for all in-sync replicas, retry, keep order per partition."""
-        return {**self._common(), "acks": "all", "retries": 5, "max_in_flight_requests_per_connection": 1}
+        return {
+            **self._common(), "acks": "all", "retries": 5, "max_in_flight_requests_per_connection": 1,
+            "max_request_size": self.max_request_size,
+            "max_block_ms": self.request_timeout_ms,  # a missing topic or a full buffer fails, bounded
+        }  # fmt: skip
+
+    def transactional_producer_kwargs(self, transactional_id: str) -> dict[str, Any]:
+        """Idempotent, transactional producer (``delivery: exactly_once``)."""
+        return {**self.producer_kwargs(), "transactional_id": transactional_id, "enable_idempotence": True}
 
     def consumer_kwargs(self, group_id: str | None) -> dict[str, Any]:
         """Manual-commit consumer: offsets move only after the output is acknowledged."""

@@ -66,6 +66,7 @@ class KafkaSource:
         group_id: str | None,
         *,
         max_poll_records: int = 64,
+        isolation_level: str = "read_uncommitted",
     ) -> None:
         if isinstance(topics, str) or not topics:
             raise ValueError(f"topics must be a non-empty sequence of names, got {topics!r}")
@@ -74,7 +75,8 @@ class KafkaSource:
         self.topics = tuple(topics)
         self.group_id = group_id
         self._consumer = KafkaConsumer(
-            *self.topics, max_poll_records=max_poll_records, **settings.consumer_kwargs(group_id)
+            *self.topics, max_poll_records=max_poll_records, isolation_level=isolation_level,
+            **settings.consumer_kwargs(group_id),
         )
         self._timeout_ms = settings.request_timeout_ms
 
@@ -108,6 +110,10 @@ class KafkaSource:
         from kafka.structs import TopicPartition
 
         return self._consumer.committed(TopicPartition(topic, partition))
+
+    def group_metadata(self):
+        """The group's metadata, for a transactional producer's ``send_offsets_to_transaction``."""
+        return self._consumer.group_metadata()
 
     def pause(self) -> None:
         """Stop fetching from every assigned partition (back-pressure); the group membership stays."""

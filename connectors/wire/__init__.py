@@ -12,6 +12,7 @@ from connectors.wire.messages import (
     ScoreEvent,
     SourceRef,
     Timings,
+    Truncation,
     UploadEvent,
 )
 
@@ -29,5 +30,6 @@ __all__ = [
     "ScoreEvent",
     "SourceRef",
     "Timings",
+    "Truncation",
     "UploadEvent",
 ]

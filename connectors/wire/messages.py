@@ -153,11 +153,30 @@ class SourceRef(BaseModel):
     path: str | None = Field(None, description="Manifest or listing the input came from, if not Kafka.")
 
 
+class Truncation(BaseModel):
+    """What a dead letter left out of an original field larger than its cap (size, hash, bytes kept)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    field: Literal["key", "value"] = Field(description="Which original field was cut.")
+    size: int = Field(ge=0, description="Length of the original field in bytes.")
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$", description="SHA-256 of the whole original field, hex.")
+    kept: int = Field(ge=0, description="Leading bytes of the original carried in the *_b64 field.")
+
+
 class DeadLetter(_Message):
-    """Dead-letter topic: an input that could not be scored, with its original bytes and the reason."""
+    """Dead-letter topic: an input that could not be scored, with its original bytes and the reason.
+
+    The original key and value are carried whole up to a cap (``dead_letter_max_original_bytes`` of
+    the writer's config); beyond it only their first bytes are, and ``truncated`` gives the size
+    and SHA-256 of what was cut, so a dead letter always fits a Kafka record.
+    """
 
     key_b64: str | None = Field(None, description="Original record key, base64; absent if the record had none.")
-    value_b64: str = Field(description="Original record value, base64.")
+    value_b64: str = Field(description="Original record value, base64 (its first bytes when truncated).")
+    truncated: list[Truncation] | None = Field(
+        None, description="Present when the original key or value was larger than the cap: size, hash, kept."
+    )
     error_kind: ErrorKind
     error: str = Field(min_length=1, description="What went wrong, for a person.")
     source: SourceRef

@@ -139,3 +139,39 @@ def test_moderation_consumer_end_to_end_with_a_live_rules_change(kafka_settings,
     finally:
         stop.set()
         thread.join(30)
+
+
+def test_moderation_poison_records_never_stop_the_partition(kafka_settings, topic_name, rules_file):
+    """A 2 MB junk record and a tombstone among score events: each gets its one output (the junk a
+    dead letter with its first bytes, size and hash), and every offset is committed."""
+    import hashlib
+
+    from confluent_kafka import Producer
+
+    from tests.pipelines.kafka_reader import committed
+
+    topics = Topics(uploads=f"{topic_name}-up", scores=f"{topic_name}-sc", dead_letters=f"{topic_name}-dl",
+                    moderation=f"{topic_name}-mod")  # fmt: skip
+    ensure_topics(kafka_settings, topics.all(), partitions=2)
+    junk = b"\x00junk" * 400_000
+    producer = Producer({"bootstrap.servers": kafka_settings.bootstrap_servers, "message.max.bytes": 8_000_000})
+    for key, value in [(b"a", event("a").to_bytes()), (b"junk", junk), (b"tomb", None), (b"b", event("b").to_bytes())]:
+        producer.produce(topics.scores, key=key, value=value, partition=0)
+    producer.flush(30)
+    config = ModerationConfig(topics=topics, group_id=f"m-{uuid.uuid4().hex[:6]}", poll_timeout_s=0.2,
+                              dead_letter_max_original_bytes=1000)  # fmt: skip
+    moderator = Moderator(config, ReloadingRules(rules_file), settings=kafka_settings)
+    stop = threading.Event()
+    thread = threading.Thread(target=moderator.run, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        got = read_all(kafka_settings.bootstrap_servers, [topics.moderation, topics.dead_letters], 4, timeout_s=60)
+    finally:
+        stop.set()
+        thread.join(30)
+    assert sorted(m.key().decode() for m in got) == ["a", "b", "junk", "tomb"]
+    letters = {m.key().decode(): DeadLetter.from_bytes(m.value()) for m in got if m.topic() == topics.dead_letters}
+    assert set(letters) == {"junk", "tomb"}
+    (cut,) = letters["junk"].truncated
+    assert (cut.size, cut.kept, cut.sha256) == (len(junk), 1000, hashlib.sha256(junk).hexdigest())
+    assert committed(kafka_settings.bootstrap_servers, config.group_id, topics.scores, 2)[0] == 4

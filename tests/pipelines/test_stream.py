@@ -71,6 +71,27 @@ def outputs_by_key(records) -> dict[str, list]:
     return out
 
 
+def run_once_each(settings, topics, expected: int, **overrides):
+    """Run a bridge until ``expected`` outputs arrived; returns it and the outputs by key (one each)."""
+    bridge, stop, thread = start_bridge(settings, topics, f"g-{uuid.uuid4().hex[:6]}", **overrides)
+    try:
+        records = read_all(settings.bootstrap_servers, [topics.scores, topics.dead_letters], expected)
+    finally:
+        stop.set()
+        thread.join(60)
+    by_key = outputs_by_key(records)
+    assert all(len(v) == 1 for v in by_key.values()), {k: len(v) for k, v in by_key.items() if len(v) > 1}
+    return bridge, by_key
+
+
+def assert_committed_to_end(settings, bridge, topic: str, where: dict[str, tuple[int, int]]) -> None:
+    """The group's offsets are at the end of each partition: everything was committed after the acks."""
+    ends = Counter(p for p, _ in where.values())
+    assert committed(settings.bootstrap_servers, bridge.config.group_id, topic, PARTITIONS) == {
+        p: ends[p] for p in range(PARTITIONS)
+    }
+
+
 def test_every_upload_ends_as_exactly_one_score_event_or_dead_letter(
     serve_app, kafka_settings, topics, good_clips, allowed_dir, bad_inputs, clip_dir, tmp_path
 ):
@@ -262,3 +283,92 @@ def test_http_client_mode_maps_answers_to_outcomes(serve_app, serve_http, good_c
     dead = HttpClient(ScorerTargetConfig(mode="http", url=f"http://127.0.0.1:{free_port()}", request_timeout_s=5))
     with pytest.raises(requests.ConnectionError):  # retried by the bridge, never dead-lettered at once
         dead.score(UploadEvent(video_id="x", uri="/x.mp4", event_time=datetime.now(UTC)))
+
+
+def test_poison_records_never_stop_a_partition(serve_app, kafka_settings, topics, good_clips):
+    """A 2 MB junk record, a tombstone and garbage bytes among good uploads: each gets its one output,
+    the junk's dead letter carries its first bytes, size and hash, and every offset is committed."""
+    import base64
+    import hashlib
+
+    from confluent_kafka import Producer
+
+    junk = bytes(range(256)) * 8192  # 2 MiB, over the producer's default 1 MiB record limit
+    good = [(f"p-good-{i}", upload(f"p-good-{i}", str(good_clips[i]))) for i in range(3)]
+    producer = Producer({"bootstrap.servers": kafka_settings.bootstrap_servers, "message.max.bytes": 8_000_000})
+    where: dict[str, tuple[int, int]] = {}
+
+    def sent(err, msg):
+        assert err is None, err
+        where[msg.key().decode()] = (msg.partition(), msg.offset())
+
+    for key, value in [good[0], ("p-junk", junk), good[1], ("p-tomb", None), ("p-bytes", b"\xff\xfe\x00"), good[2]]:
+        producer.produce(topics.uploads, key=key.encode(), value=value, on_delivery=sent)
+    producer.flush(30)
+    bridge, by_key = run_once_each(kafka_settings, topics, len(where), max_in_flight=4, dead_letter_max_original_bytes=4096)
+    assert set(by_key) == set(where)
+    letter = DeadLetter.from_bytes(by_key["p-junk"][0].value())
+    assert letter.error_kind.value == "invalid_message"
+    assert base64.b64decode(letter.value_b64) == junk[:4096]
+    assert [(t.field, t.size, t.sha256) for t in letter.truncated] == [("value", len(junk), hashlib.sha256(junk).hexdigest())]
+    for key in ("p-tomb", "p-bytes"):
+        assert DeadLetter.from_bytes(by_key[key][0].value()).error_kind.value == "invalid_message"
+    assert all(by_key[k][0].topic() == topics.scores for k, _ in good)
+    assert_committed_to_end(kafka_settings, bridge, topics.uploads, where)
+
+
+def test_stream_cli_stops_naming_partition_and_offset_when_even_a_dead_letter_cannot_be_written(
+    serve_app, kafka_settings, topics, ray_env, tmp_path
+):
+    """With a producer limit (1 KiB) that no dead letter fits, the bridge stops at once: exit 1, its
+    last line names the record, nothing is committed, and nothing of Ray is written under HOME."""
+    import os
+    import subprocess
+    import sys
+
+    import ray
+    import yaml
+
+    published = publish(kafka_settings, topics.uploads, [("f-junk", b"j" * 5000)])
+    group = f"g-{uuid.uuid4().hex[:6]}"
+    config = {"topics": topics.model_dump(), "group_id": group, "poll_timeout_s": 0.2,
+              "kafka": {"max_request_size": 1024, "request_timeout_ms": 5000},
+              "scorer": {"ray_address": ray.get_runtime_context().gcs_address, "app_name": APP}}  # fmt: skip
+    (tmp_path / "stream.yaml").write_text(yaml.safe_dump(config))
+    home = tmp_path / "home"
+    home.mkdir()
+    env = dict(os.environ, **ray_env, HOME=str(home), ULTRAVQA_KAFKA_BOOTSTRAP_SERVERS=kafka_settings.bootstrap_servers)
+    done = subprocess.run([sys.executable, "-m", "ultravqa_ray.cli", "stream", "--config", str(tmp_path / "stream.yaml")],
+                          env=env, capture_output=True, text=True, timeout=120)  # fmt: skip
+    assert done.returncode == 1, done.stderr[-3000:]
+    partition, offset = published["f-junk"]
+    last = done.stderr.strip().splitlines()[-1]
+    assert last.startswith("ultravqa-ray stream:") and f"{topics.uploads}[{partition}]@{offset}" in last, last
+    assert committed(kafka_settings.bootstrap_servers, group, topics.uploads, PARTITIONS)[partition] < 0
+    assert not (home / ".ray").exists(), list(home.rglob("*"))
+    assert "Started a local Ray instance" not in done.stderr  # no ray.init() on the way out
+
+
+def test_exactly_once_is_refused_on_this_broker_with_a_clear_reason(serve_app, kafka_settings, topics):
+    """Tansu 0.6 delivers aborted transactions' records to read_committed consumers: the start-up
+    check sees it and the bridge refuses to run, naming why, before consuming anything."""
+    from connectors.kafka.transactions import TransactionsUnsupported
+
+    config = StreamConfig(topics=topics, group_id=f"g-{uuid.uuid4().hex[:6]}", delivery="exactly_once",
+                          transaction_check_topic=f"{topics.uploads}-txn", create_topics=True,
+                          scorer=ScorerTargetConfig(ray_address=None, app_name=APP))  # fmt: skip
+    bridge = Bridge(config, HandleClient(config.scorer), settings=kafka_settings)
+    with pytest.raises(TransactionsUnsupported, match="aborted transaction's record to a read_committed consumer"):
+        bridge.run(threading.Event())
+    assert bridge.stats.consumed == 0
+
+
+def test_exactly_once_writes_outputs_and_offsets_in_one_transaction(serve_app, kafka_settings, topics, good_clips):
+    """The transactional write path (the broker check skipped, as for a verified broker): each upload
+    gets one output, and the group's offsets are committed by the transactions, to the end."""
+    items = [(f"x-{i}", upload(f"x-{i}", str(good_clips[i % 4]))) for i in range(6)] + [("x-bad", b"{nope")]
+    published = publish(kafka_settings, topics.uploads, items)
+    bridge, by_key = run_once_each(kafka_settings, topics, len(items), max_in_flight=4, delivery="exactly_once",
+                                   transaction_check=False)  # fmt: skip
+    assert set(by_key) == set(published)
+    assert_committed_to_end(kafka_settings, bridge, topics.uploads, published)

@@ -14,12 +14,15 @@ Shortcut = tuple[str, str, str]
 
 
 def add_config_arguments(
-    p, what: str, shortcuts: Sequence[Shortcut] = (), *, example: str = "jobs/configs/*.yaml"
+    p, what: str, shortcuts: Sequence[Shortcut] = (), *, example: str = "jobs/configs/*.yaml",
+    set_example: str = "data.decode.num_frames=16",
 ) -> None:
-    """Add ``--config``, ``--set`` and one flag per shortcut to the parser ``p``."""
+    """Add ``--config``, ``--set`` and one flag per shortcut to the parser ``p``.
+
+    ``set_example`` must be a real field of the command's config (tests/test_cli.py loads it)."""
     p.add_argument("--config", type=Path, help=f"YAML file with {what} fields (e.g. {example})")
     p.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                   help="override a field with a dotted key, e.g. --set data.decode.num_frames=16 (repeatable)")  # fmt: skip
+                   help=f"override a field with a dotted key, e.g. --set {set_example} (repeatable)")  # fmt: skip
     for flag, key, help_text in shortcuts:
         p.add_argument(flag, dest=key, metavar=key.split(".")[-1].upper(), help=f"{help_text} (sets {key})")
 

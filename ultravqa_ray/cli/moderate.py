@@ -17,16 +17,20 @@ def register(sub) -> None:
             "file (thresholds per dimension; the most severe firing rule wins) and write moderation "
             "events; invalid records become dead letters. The rules file is re-read when it changes, "
             "without a restart. Kafka connection: ULTRAVQA_KAFKA_* variables, overridden by the "
-            "config file's `kafka:` section. SIGTERM stops after the current batch."
+            "config file's `kafka:` section. At start it checks its topics (create_topics: true "
+            "creates missing ones). SIGTERM stops after the current batch."
         ),
     )
     p.add_argument("--rules", type=Path, required=True, help="moderation rules YAML (serve_configs/moderation_rules.yaml)")
-    add_config_arguments(p, "ModerationConfig", example="serve_configs/moderate.yaml")
+    add_config_arguments(p, "ModerationConfig", example="serve_configs/moderate.yaml", set_example="max_batch=32")
     add_probe_arguments(p)
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
+    from connectors.kafka.topics import MissingTopicError
+    from ultravqa_ray.cli import CommandError
+    from ultravqa_ray.pipelines.kafka_client import OutputLost
     from ultravqa_ray.pipelines.moderation import ModerationConfig, Moderator, ReloadingRules
 
     config = ModerationConfig.load(args.config, args.overrides)
@@ -34,5 +38,8 @@ def run(args) -> int:
     stop = stop_on_signals()
     moderator = Moderator(config, rules)
     with probes(args, moderator):
-        moderator.run(stop)
+        try:
+            moderator.run(stop)
+        except (OutputLost, MissingTopicError) as exc:
+            raise CommandError(str(exc)) from exc
     return 0

@@ -15,16 +15,26 @@ def register(sub) -> None:
             "the Scorer deployment of a running Serve application (serve_configs/*.yaml) with bounded "
             "work in flight, write score events and dead letters, and commit offsets only after the "
             "writes are acknowledged. Kafka connection: ULTRAVQA_KAFKA_* variables, overridden by the "
-            "config file's `kafka:` section. Run more processes in the same group to scale. SIGTERM "
-            "stops after draining the records in flight."
+            "config file's `kafka:` section. The Ray cluster: scorer.ray_address, else $RAY_ADDRESS. "
+            "At start it checks its topics (create_topics: true creates missing ones). Run more "
+            "processes in the same group to scale. SIGTERM stops after draining the records in flight."
         ),
     )
-    add_config_arguments(p, "StreamConfig", example="serve_configs/stream.yaml")
+    add_config_arguments(p, "StreamConfig", example="serve_configs/stream.yaml", set_example="max_in_flight=16")
     add_probe_arguments(p)
     p.set_defaults(func=run)
 
 
 def run(args) -> int:
+    import os
+
+    # Ray must never start or join a cluster by itself (e.g. from a pool thread on the way out):
+    # the bridge joins the one it is told to, once, below.
+    os.environ.setdefault("RAY_ENABLE_AUTO_CONNECT", "0")
+    from connectors.kafka.topics import MissingTopicError
+    from connectors.kafka.transactions import TransactionsUnsupported
+    from ultravqa_ray.cli import CommandError
+    from ultravqa_ray.pipelines.kafka_client import OutputLost
     from ultravqa_ray.pipelines.serve_client import connect
     from ultravqa_ray.pipelines.stream import Bridge, StreamConfig
 
@@ -38,5 +48,8 @@ def run(args) -> int:
         metrics = ScoringMetrics("stream", in_replica=False)
     bridge = Bridge(config, client, metrics=metrics)
     with probes(args, bridge):
-        bridge.run(stop)
+        try:
+            bridge.run(stop)
+        except (OutputLost, MissingTopicError, TransactionsUnsupported) as exc:
+            raise CommandError(str(exc)) from exc
     return 0

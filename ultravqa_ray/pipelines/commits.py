@@ -41,11 +41,22 @@ class CommitTracker:
     def committable(self) -> list[ConsumedRecord]:
         """Per partition, the highest finished record with nothing open below it; forgets them."""
         out: list[ConsumedRecord] = []
+        for ready in self._take_ready().values():
+            out.append(max(ready, key=lambda r: r.offset))
+        return out
+
+    def take_ready(self) -> list[ConsumedRecord]:
+        """Every finished record with nothing open below it, in offset order per partition; forgets
+        them (exactly-once writes the outputs of these, and commits them, in one transaction)."""
+        return [r for ready in self._take_ready().values() for r in sorted(ready, key=lambda r: r.offset)]
+
+    def _take_ready(self) -> dict[Partition, list[ConsumedRecord]]:
+        out: dict[Partition, list[ConsumedRecord]] = {}
         for part, finished in self._finished.items():
             low = min(self._open[part], default=None)
             ready = [r for r in finished if low is None or r.offset < low]
             if ready:
-                out.append(max(ready, key=lambda r: r.offset))
+                out[part] = ready
                 self._finished[part] = [r for r in finished if low is not None and r.offset >= low]
         return out
 

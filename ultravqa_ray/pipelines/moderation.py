@@ -23,7 +23,9 @@ The file is re-read when its modification time changes (checked at most every
 refused with an error in the log and the previous rules stay in force.
 
 Delivery is the bridge's: manual commits after the moderation events are acknowledged; a record
-that is not a valid score event becomes a dead letter naming the problem.
+that is not a valid score event becomes a dead letter naming the problem (carrying at most
+``dead_letter_max_original_bytes`` of it), and an output that cannot be written is replaced by its
+fallback dead letter (:func:`.kafka_client.deliver`), so no record can stop a partition.
 """
 
 from __future__ import annotations
@@ -40,11 +42,18 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from connectors.kafka import KafkaSettings, Topics
 from connectors.kafka.serde import dead_letter_for, encode_key
 from connectors.kafka.sink import KafkaSink, OutgoingRecord
-from connectors.kafka.source import KafkaSource
+from connectors.kafka.source import ConsumedRecord, KafkaSource
+from connectors.kafka.topics import check_topics
 from connectors.wire.dimensions import Dimension
 from connectors.wire.errors import ErrorKind, describe_validation_error
 from connectors.wire.messages import ModerationEvent, ScoreEvent
-from ultravqa_ray.pipelines.kafka_client import KafkaClientConfig
+from ultravqa_ray.pipelines.kafka_client import (
+    FALLBACK_ORIGINAL_BYTES,
+    KafkaClientConfig,
+    Output,
+    deliver,
+    describe_failure,
+)
 
 log = logging.getLogger(__name__)
 
@@ -178,6 +187,8 @@ class Moderator:
 
     def run(self, stop: threading.Event) -> dict[str, int]:
         cfg = self.config
+        check_topics(self._settings, [cfg.topics.scores, cfg.topics.moderation, cfg.topics.dead_letters],
+                     create=cfg.create_topics, partitions=cfg.topic_partitions)  # fmt: skip
         with (
             KafkaSource(self._settings, [cfg.topics.scores], cfg.group_id, max_poll_records=cfg.max_batch) as source,
             KafkaSink(self._settings) as sink,
@@ -189,21 +200,41 @@ class Moderator:
                 if not records:
                     continue
                 rules = self.rules.current()
-                out = []
-                for record in records:
-                    try:
-                        decision = rules.decide(ScoreEvent.from_bytes(record.value))
-                    except ValidationError as exc:
-                        letter = dead_letter_for(
-                            record, ErrorKind.INVALID_MESSAGE, f"not a valid score event: {describe_validation_error(exc)}"
-                        )
-                        out.append(OutgoingRecord(cfg.topics.dead_letters, record.key, letter.to_bytes()))
-                        self.actions["dead_letter"] = self.actions.get("dead_letter", 0) + 1
-                        continue
-                    out.append(OutgoingRecord(cfg.topics.moderation, encode_key(decision.video_id), decision.to_bytes()))
-                    self.actions[decision.action] = self.actions.get(decision.action, 0) + 1
-                sink.send_all(out)  # acknowledged first, committed after
+                outputs = [self._output(rules, record) for record in records]
+                deliver(sink, outputs)  # acknowledged (or replaced) first, committed after; raises OutputLost
                 source.commit(records)
             self._source = None
         log.info("moderation stopped: %s", self.actions)
         return self.actions
+
+    def _count(self, what: str) -> None:
+        self.actions[what] = self.actions.get(what, 0) + 1
+
+    def _output(self, rules: RuleSet, record: ConsumedRecord) -> Output:
+        """The moderation event of one record, or its dead letter; with the fallback of either."""
+        cfg = self.config
+        where = f"{record.topic}[{record.partition}]@{record.offset}"
+        cap = cfg.dead_letter_max_original_bytes
+
+        def letter(kind: ErrorKind, reason: str, max_bytes: int) -> OutgoingRecord:
+            dead = dead_letter_for(record, kind, reason, max_original_bytes=max_bytes)
+            return OutgoingRecord(cfg.topics.dead_letters, record.key, dead.to_bytes())
+
+        def fallback(exc: BaseException) -> OutgoingRecord:
+            self._count("replaced")
+            reason = f"moderation output could not be written ({describe_failure(exc)})"
+            return letter(ErrorKind.INTERNAL, reason, min(cap, FALLBACK_ORIGINAL_BYTES))
+
+        try:
+            decision = rules.decide(ScoreEvent.from_bytes(record.value))
+        except ValidationError as exc:
+            self._count("dead_letter")
+            reason = f"not a valid score event: {describe_validation_error(exc)}"
+            return Output(letter(ErrorKind.INVALID_MESSAGE, reason, cap), where, fallback)
+        except Exception as exc:  # a fault of ours on this record: it must not stop the partition
+            self._count("dead_letter")
+            return Output(letter(ErrorKind.INTERNAL, f"moderation failed: {describe_failure(exc)}", cap), where, fallback)
+        self._count(decision.action)
+        return Output(
+            OutgoingRecord(cfg.topics.moderation, encode_key(decision.video_id), decision.to_bytes()), where, fallback
+        )

@@ -14,7 +14,9 @@
   actors, ``num_gpus`` each; one GPU per actor when the cluster has GPUs and nothing is set).
 - **Outputs** are written from the driver as result batches stream in: score events keyed by
   ``video_id`` and dead letters (the original key and bytes for Kafka records, the manifest row for
-  files), every batch acknowledged before the next is counted; Parquet is written once at the
+  files), every batch acknowledged before the next is counted; an output that cannot be written
+  as it is (too large, refused) is replaced by a dead letter carrying what fits
+  (:func:`.kafka_client.deliver`), and only if even that fails does the job stop; Parquet is written once at the
   end. The outputs are small (JSON), so the driver is not a bottleneck next to decoding and the model.
 
 Every input ends as exactly one output: the job counts them and fails loudly if any is missing.
@@ -24,6 +26,7 @@ and replaces the Parquet file.
 
 from __future__ import annotations
 
+import base64
 import logging
 import os
 import sys
@@ -40,8 +43,13 @@ import pyarrow.parquet as pq
 
 from connectors.kafka import KafkaSink, OutgoingRecord
 from connectors.kafka.ray_read import PartitionRange, plan_range, read_range
+from connectors.kafka.serde import dead_letter_for, dead_letter_for_input
+from connectors.kafka.source import ConsumedRecord
 from connectors.listing import list_prefix, read_manifest_entries
 from connectors.storage import object_filesystem
+from connectors.wire.errors import ErrorKind
+from connectors.wire.messages import DeadLetter
+from ultravqa_ray.pipelines.kafka_client import FALLBACK_ORIGINAL_BYTES, Output, deliver, describe_failure
 from ultravqa_ray.pipelines.score_batch_config import ScoreBatchConfig
 from ultravqa_ray.pipelines.score_batch_stages import (
     OUTPUT_COLUMNS,
@@ -99,8 +107,9 @@ def run_score_batch(config: ScoreBatchConfig) -> BatchSummary:
     try:
         for batch in dataset.iter_batches(batch_format="numpy", batch_size=None):
             n = len(batch["status"])
+            replaced: list[int] = []
             if sink is not None:
-                sink.send_all(_records(batch, config))  # raises unless every record is acknowledged
+                replaced = deliver(sink, _outputs(batch, config))  # raises OutputLost: the job stops
                 summary.kafka_records += n
             if config.output.parquet:
                 tables.append(pa.table({c: _arrow_column(batch[c]) for c in PARQUET_COLUMNS}))
@@ -109,6 +118,10 @@ def run_score_batch(config: ScoreBatchConfig) -> BatchSummary:
             dead.update(
                 str(k) for k, s in zip(batch["error_kind"], batch["status"], strict=True) if s != "scored"
             )
+            for i in replaced:  # a score event replaced by its dead letter counts as `internal`
+                if batch["status"][i] == "scored":
+                    summary.scored -= 1
+                    dead[ErrorKind.INTERNAL.value] += 1
             bar.update(n)
     finally:
         bar.close()
@@ -205,12 +218,51 @@ def _no_extra_args() -> dict[str, Any]:
     return {}
 
 
-def _records(batch: dict[str, np.ndarray], config: ScoreBatchConfig) -> list[OutgoingRecord]:
+def _outputs(batch: dict[str, np.ndarray], config: ScoreBatchConfig) -> list[Output]:
     topics = config.topics
-    return [
-        OutgoingRecord(topics.scores if status == "scored" else topics.dead_letters, key, bytes(message))
-        for status, key, message in zip(batch["status"], batch["out_key"], batch["message"], strict=True)
-    ]
+    outputs = []
+    for i, (status, key, message) in enumerate(zip(batch["status"], batch["out_key"], batch["message"], strict=True)):
+        topic = topics.scores if status == "scored" else topics.dead_letters
+        where = _where(batch, i)
+        outputs.append(Output(OutgoingRecord(topic, key, bytes(message)), where, _fallback(batch, i, config)))
+    return outputs
+
+
+def _where(batch: dict[str, np.ndarray], i: int) -> str:
+    topic = str(batch["topic"][i] or "")
+    if topic:
+        return f"{topic}[{int(batch['partition'][i])}]@{int(batch['offset'][i])}"
+    return f"{batch['source_path'][i]}: {batch['video_id'][i]}"
+
+
+def _fallback(batch: dict[str, np.ndarray], i: int, config: ScoreBatchConfig):
+    """The dead letter written instead of row ``i``'s output when that cannot be written.
+
+    A dead letter is re-cut to :data:`FALLBACK_ORIGINAL_BYTES` of its original; for a score event
+    the original upload is not on the driver, so the fallback carries its source (topic, partition,
+    offset or manifest path) and no original bytes.
+    """
+    key = batch["out_key"][i]
+    key = bytes(key) if key is not None else None
+
+    def build(exc: BaseException) -> OutgoingRecord:
+        if batch["status"][i] == "scored":
+            kind, value = ErrorKind.INTERNAL, b""
+            reason = f"score event could not be written ({describe_failure(exc)}); the input is at its source"
+        else:
+            old = DeadLetter.from_bytes(bytes(batch["message"][i]))
+            kind, value = old.error_kind, base64.b64decode(old.value_b64)
+            reason = f"{old.error} [dead letter cut: {describe_failure(exc)}]"
+        topic = str(batch["topic"][i] or "")
+        if topic:
+            record = ConsumedRecord(key, value, topic, int(batch["partition"][i]), int(batch["offset"][i]))
+            letter = dead_letter_for(record, kind, reason, max_original_bytes=FALLBACK_ORIGINAL_BYTES)
+        else:
+            letter = dead_letter_for_input(key=key, value=value, kind=kind, message=reason,
+                                           path=str(batch["source_path"][i]), max_original_bytes=FALLBACK_ORIGINAL_BYTES)  # fmt: skip
+        return OutgoingRecord(config.topics.dead_letters, key, letter.to_bytes())
+
+    return build
 
 
 def _arrow_column(values: np.ndarray) -> pa.Array:

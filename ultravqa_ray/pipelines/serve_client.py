@@ -30,12 +30,17 @@ log = logging.getLogger(__name__)
 class ScorerTargetConfig(Config):
     mode: Literal["handle", "http"] = Field("handle", description="handle: Serve deployment handle; http: POST.")
     ray_address: str | None = Field(
-        "auto", description="Ray cluster to join in handle mode ('auto': the local one; None: already joined)."
+        None,
+        description="Ray cluster to join in handle mode (host:port, ray://..., or 'auto' for whatever runs "
+        "here); unset: $RAY_ADDRESS, and an error when that is empty too (or Ray is already joined).",
     )
     app_name: str = Field("ultravqa", description="Serve application name of the Scorer (handle mode).")
     deployment: str = Field("Scorer", description="Deployment name of the Scorer (handle mode).")
     url: str = Field("http://127.0.0.1:8000", description="Base URL of the HTTP route (http mode).")
     request_timeout_s: float = Field(120.0, gt=0, description="Longest wait for one answer before a retry.")
+    http_token_env: str | None = Field(
+        None, min_length=1, description="http mode: environment variable holding the route's bearer token."
+    )
 
 
 class ScorerClient(Protocol):
@@ -50,11 +55,19 @@ class HandleClient:
     """Calls ``Scorer.score`` through a Serve deployment handle (joins Ray when asked to)."""
 
     def __init__(self, config: ScorerTargetConfig) -> None:
+        import os
+
         import ray
         from ray import serve
 
-        if config.ray_address is not None and not ray.is_initialized():
-            ray.init(address=config.ray_address, log_to_driver=False)
+        if not ray.is_initialized():
+            address = config.ray_address or os.environ.get("RAY_ADDRESS")
+            if not address:
+                raise ValueError(
+                    "no Ray cluster named: set scorer.ray_address (e.g. 127.0.0.1:6379) or RAY_ADDRESS"
+                )
+            ray.init(address=address, log_to_driver=False)
+        self._ray = ray
         self._handle = serve.get_deployment_handle(config.deployment, config.app_name)
         self._timeout_s = config.request_timeout_s
 
@@ -63,6 +76,8 @@ class HandleClient:
 
     def score_many(self, uploads: list[UploadEvent]) -> list[ScoreOutcome]:
         """One Serve request for the lot (``Scorer.score_many``); one outcome per upload, in order."""
+        if not self._ray.is_initialized():  # shutting down: never let a handle call re-join Ray
+            raise RuntimeError("Ray is shut down")
         outcomes = self._handle.score_many.remote(uploads).result(timeout_s=self._timeout_s)
         if len(outcomes) != len(uploads):  # a wrong answer is an infrastructure fault: the bridge retries
             raise RuntimeError(f"Scorer answered {len(outcomes)} outcomes for {len(uploads)} uploads")
@@ -83,6 +98,12 @@ class HttpClient:
         self._base = config.url.rstrip("/")
         self._timeout_s = config.request_timeout_s
         self._pool = ThreadPoolExecutor(max_workers=8, thread_name_prefix="http-score")
+        from ultravqa_ray.serve.http_auth import bearer_token
+
+        token = bearer_token(config.http_token_env)
+        self._headers = {"content-type": "application/json"}
+        if token is not None:
+            self._headers["authorization"] = f"Bearer {token}"
 
     @property
     def _session(self):
@@ -97,11 +118,12 @@ class HttpClient:
 
     def score(self, upload: UploadEvent) -> ScoreOutcome:
         reply = self._session.post(
-            f"{self._base}/score", data=upload.to_bytes(), timeout=self._timeout_s,
-            headers={"content-type": "application/json"},
+            f"{self._base}/score", data=upload.to_bytes(), timeout=self._timeout_s, headers=self._headers,
         )  # fmt: skip
         if reply.status_code == 200:
             return ScoreOutcome(event=ScoreEvent.from_bytes(reply.content))
+        if reply.status_code == 401:  # a configuration fault, never the upload's: retried, then `internal`
+            raise PermissionError(f"{self._base}/score refused the bearer token (401): check http_token_env")
         try:
             body = reply.json()
             return ScoreOutcome(error_kind=ErrorKind(body["error_kind"]), error=str(body["error"]))

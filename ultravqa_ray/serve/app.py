@@ -40,5 +40,7 @@ def build_application(config: ServeConfig) -> Application:
     replica_config = config.model_copy(update={"scorer": ScorerDeploymentConfig()})
     scorer = Scorer.options(**config.scorer.options()).bind(replica_config, decoder)  # type: ignore[attr-defined]
     assert config.decode is not None  # set by resolve_serve_config
-    api = ScoreAPI.bind(scorer, max_bytes=config.decode.max_bytes)  # type: ignore[attr-defined]
+    api = ScoreAPI.bind(  # type: ignore[attr-defined]
+        scorer, max_bytes=config.decode.max_bytes, token_env=config.http_token_env
+    )
     return api if config.http else scorer

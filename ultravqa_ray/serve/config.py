@@ -158,6 +158,11 @@ class ServeConfig(Config):
         120.0, gt=0, description="A decode slower than this becomes a 'timeout' error."
     )
     http: bool = Field(True, description="Add the HTTP ingress (POST /score, GET /healthz).")
+    http_token_env: str | None = Field(
+        None, min_length=1,
+        description="Environment variable holding the bearer token POST /score requires (unset: no token, "
+        "local development; in Kubernetes, from a Secret). Empty or missing in the replica: it fails to start.",
+    )  # fmt: skip
     scorer: ScorerDeploymentConfig = Field(
         default_factory=ScorerDeploymentConfig, description="Code defaults of the Scorer deployment."
     )

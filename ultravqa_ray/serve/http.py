@@ -10,14 +10,22 @@ A bad input answers with a 4xx status and ``{"error_kind": ..., "error": ...}`` 
 (:data:`~ultravqa_ray.serve.requests.STATUS_OF_KIND`); a fault of ours with 5xx. Ray's own
 Prometheus metrics and the project's counters (:mod:`ultravqa_ray.serve.metrics`) are exported by
 Ray's metrics agent, not by this route.
+
+Bearer token (``ServeConfig.http_token_env``): when set, ``POST /score`` requires ``Authorization:
+Bearer <token>`` with the token read from that environment variable in the replica (in Kubernetes, a
+Secret); a request without it, or with another token, gets 401 and is counted
+(``ultravqa_http_unauthorized_total``). Off by default (local development); ``GET /healthz`` stays open.
 """
 
 # No ``from __future__ import annotations`` here: FastAPI reads the handlers' annotations at runtime.
+import hmac
+
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from ray import serve
 
 from connectors.wire.errors import ErrorKind, ProcessingError
+from ultravqa_ray.serve.http_auth import bearer_token
 from ultravqa_ray.serve.metrics import ScoringMetrics
 from ultravqa_ray.serve.outcome import ScoreOutcome
 from ultravqa_ray.serve.requests import STATUS_OF_KIND, upload_from_request
@@ -33,15 +41,35 @@ api = FastAPI(
 @serve.deployment(name="ScoreAPI", ray_actor_options={"num_cpus": 0.1})
 @serve.ingress(api)
 class ScoreAPI:
-    def __init__(self, scorer, max_bytes: int = DecodeConfig().max_bytes) -> None:
+    def __init__(self, scorer, max_bytes: int = DecodeConfig().max_bytes, token_env: str | None = None) -> None:
         self._scorer = scorer  # DeploymentHandle of Scorer
         self._max_bytes = max_bytes  # the decode settings' limit, for video bytes posted here
         self._metrics = ScoringMetrics("http", in_replica=True)
+        self._token = bearer_token(token_env)
+
+    def _unauthorized(self, request: Request) -> Response | None:
+        """None when the request may pass; else the 401 answer (counted)."""
+        if self._token is None:
+            return None
+        given = request.headers.get("authorization", "")
+        scheme, _, token = given.partition(" ")
+        if scheme.lower() == "bearer" and hmac.compare_digest(token.strip().encode(), self._token.encode()):
+            return None
+        self._metrics.record_unauthorized()
+        reason = "missing bearer token" if not given else "wrong bearer token"
+        return JSONResponse({"error": f"unauthorized: {reason} (Authorization: Bearer <token>)"},
+                            status_code=401, headers={"www-authenticate": "Bearer"})  # fmt: skip
+
+    def unauthorized_total(self) -> int:
+        """Requests this replica refused with 401 (also exported as ``ultravqa_http_unauthorized_total``)."""
+        return self._metrics.unauthorized_count
 
     @api.post("/score")
     async def score(self, request: Request) -> Response:
         """Score one video: body ``{"uri": "..."}`` (short form), a full upload event, or the video's
         bytes (raw ``video/*`` / ``application/octet-stream`` body, or ``multipart/form-data``)."""
+        if (refused := self._unauthorized(request)) is not None:
+            return refused
         try:
             if is_bytes_upload(request.headers.get("content-type", "")):
                 return await self._score_bytes(request)
@@ -80,3 +108,4 @@ class ScoreAPI:
     def _error(outcome: ScoreOutcome) -> JSONResponse:
         assert outcome.error_kind is not None
         return JSONResponse(outcome.error_json(), status_code=STATUS_OF_KIND[outcome.error_kind])
+

@@ -2,7 +2,8 @@
 
 - ``ultravqa_scored_total``: videos scored;
 - ``ultravqa_dead_lettered_total{kind}``: inputs that failed, by error kind;
-- ``ultravqa_score_latency_ms``: receipt-to-result latency of scored videos.
+- ``ultravqa_score_latency_ms``: receipt-to-result latency of scored videos;
+- ``ultravqa_http_unauthorized_total``: HTTP requests refused with 401 (bearer token missing or wrong).
 
 Every series carries a ``component`` tag (``scorer``, ``http``, ``stream``). Inside a Serve replica
 the Serve variants are used, which add the deployment, replica and application tags; elsewhere (the
@@ -21,7 +22,7 @@ LATENCY_BOUNDARIES_MS = [5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000, 
 
 
 class ScoringMetrics:
-    """The three series for one component; cheap to build, one per replica or bridge."""
+    """The series for one component; cheap to build, one per replica or bridge."""
 
     def __init__(self, component: str, *, in_replica: bool) -> None:
         import ray.serve.metrics
@@ -43,6 +44,17 @@ class ScoringMetrics:
             boundaries=LATENCY_BOUNDARIES_MS,
             tag_keys=("component",),
         )
+
+        self.unauthorized = metrics.Counter(
+            "ultravqa_http_unauthorized_total",
+            description="HTTP requests refused for a missing or wrong bearer token (401).",
+            tag_keys=("component",),
+        )
+        self.unauthorized_count = 0  # the same, readable in the process (tests, logs)
+
+    def record_unauthorized(self) -> None:
+        self.unauthorized.inc(1, tags=self._tags)
+        self.unauthorized_count += 1
 
     def record_scored(self, latency_ms: float) -> None:
         self.scored.inc(1, tags=self._tags)
