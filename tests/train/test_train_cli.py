@@ -43,7 +43,7 @@ def test_cli_train_flags_become_overrides():
     args.config = ROOT / "jobs/configs/aso.yaml"
     cfg = load_config(TrainConfig, args, _SHORTCUTS, first=[f"objective={args.objective}"])
     assert (cfg.objective, cfg.model.name_or_path, cfg.workers, cfg.aso.beta) == ("aso", "m", 2, 0.05)
-    assert cfg.data.reference == "r.parquet"
+    assert cfg.data.reference == str(Path.cwd() / "r.parquet")  # resolved against the caller's cwd
 
 
 def test_job_configs_load_with_overrides():
