@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from ultravqa_ray.train.config import TrainConfig
-from ultravqa_ray.train.resources import ResourceError, plan_resources
+from ultravqa_ray.train.resources import ResourceError, plan_resources, wait_and_plan
 from ultravqa_ray.train.watchdog import StallError, Watchdog
 
 HERE = Path(__file__).resolve().parent
@@ -51,6 +51,14 @@ def test_too_many_workers_or_gpus_are_refused():
     with pytest.raises(ResourceError, match="need 2 GPUs, the cluster has 1"):
         plan_resources(_config(workers=2, use_gpu=True), {"CPU": 16.0, "GPU": 1.0})
     assert plan_resources(_config(workers=40, check_resources=False), {"CPU": 2.0}).cpus_per_worker == 1.0
+
+
+def test_a_cluster_still_growing_is_asked_again_before_a_refusal():
+    sizes = iter([{"CPU": 2.0}, {"CPU": 2.0}, {"CPU": 8.0, "GPU": 2.0}])
+    plan = wait_and_plan(_config(workers=2, use_gpu=True, resource_wait_s=5), lambda: next(sizes), poll_s=0.01)
+    assert plan.cpus_per_worker == 1.0
+    with pytest.raises(ResourceError, match="need 2 GPUs"):
+        wait_and_plan(_config(workers=2, use_gpu=True, resource_wait_s=0.05), lambda: {"CPU": 2.0}, poll_s=0.01)
 
 
 def test_watchdog_interrupts_a_stalled_wait_and_names_the_stage():

@@ -76,6 +76,9 @@ class TrainConfig(Config):
     check_resources: bool = Field(
         True, description="Check workers + data_cpus against the cluster before starting (off: autoscaling clusters)."
     )
+    resource_wait_s: float = Field(
+        60.0, ge=0, description="How long to wait for nodes still joining before refusing a run that does not fit."
+    )
     stall_timeout_s: float | None = Field(
         600.0, gt=0, description="Fail, naming the stage, when a run makes no progress for this long (None: never)."
     )

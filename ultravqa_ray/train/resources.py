@@ -11,12 +11,16 @@ run waits forever. :func:`plan_resources` checks the cluster before anything sta
 - otherwise (an explicit ``cpus_per_worker``, too many workers, too few GPUs): a
   :class:`ResourceError` names the numbers and the setting to change.
 
-``check_resources: false`` skips the check (a cluster that adds nodes on demand).
+Nodes may still be joining when a job starts (a KubeRay cluster whose worker pods are coming up):
+:func:`wait_and_plan` asks again for ``resource_wait_s`` before refusing. ``check_resources: false``
+skips the check (a cluster that adds nodes on demand).
 """
 
 from __future__ import annotations
 
 import math
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -73,3 +77,16 @@ def plan_resources(config: TrainConfig, cluster: dict[str, Any]) -> ResourcePlan
         f"CPUs, the cluster has {total:g}: lower {setting}"
         + (f" (at most {fitting:g} CPU per worker fits)" if fitting >= MIN_CPUS_PER_WORKER else "")
     )
+
+
+def wait_and_plan(config: TrainConfig, cluster_resources: Callable[[], dict[str, Any]], poll_s: float = 2.0) -> ResourcePlan:
+    """:func:`plan_resources` on ``cluster_resources()``, asked again for up to ``config.resource_wait_s``
+    while the run does not fit (nodes joining); the last refusal is raised."""
+    deadline = time.monotonic() + config.resource_wait_s
+    while True:
+        try:
+            return plan_resources(config, cluster_resources())
+        except ResourceError:
+            if time.monotonic() >= deadline:
+                raise
+            time.sleep(poll_s)

@@ -26,7 +26,7 @@ from typing import Any
 from ultravqa_ray.train.checkpoint import MODEL_DIR, latest_checkpoint
 from ultravqa_ray.train.config import TrainConfig
 from ultravqa_ray.train.data import IngestReport, build_dataset
-from ultravqa_ray.train.resources import plan_resources
+from ultravqa_ray.train.resources import wait_and_plan
 from ultravqa_ray.train.session import train_loop_per_worker
 from ultravqa_ray.train.watchdog import Watchdog, start_board
 
@@ -60,7 +60,7 @@ def fit(config: TrainConfig) -> TrainResult:
     import ray
 
     ensure_ray()
-    plan = plan_resources(config, ray.cluster_resources())
+    plan = wait_and_plan(config, ray.cluster_resources)
     if plan.note:
         log.warning("train %s: %s", config.objective, plan.note)
     started = time.perf_counter()
