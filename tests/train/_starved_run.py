@@ -12,6 +12,7 @@ import sys
 import ray
 
 from ultravqa_ray.train.config import TrainConfig
+from ultravqa_ray.train.data import build_dataset
 from ultravqa_ray.train.trainer import fit
 from ultravqa_ray.train.watchdog import StallError
 
@@ -21,8 +22,9 @@ def main(manifest: str, model: str, out: str) -> int:
     config = TrainConfig(
         model={"name_or_path": model}, output_dir=out, run_name="starved", workers=2, cpus_per_worker=1.0,
         data={"manifest": manifest, "decode": {"num_frames": 4, "height": 56, "width": 56, "threads": 1}},
-        data_cpus=0.0, stall_timeout_s=45, max_failures=0, epochs=1,
+        data_cpus=0.0, stall_timeout_s=120, max_failures=0, epochs=1,
     )  # fmt: skip
+    build_dataset(config.data)  # decode now: the run under test starts from a complete frame cache
     try:
         fit(config)
     except StallError as exc:

@@ -61,7 +61,8 @@ class Watchdog:
         self.poll_s = poll_s if poll_s is not None else min(5.0, (timeout_s or 20.0) / 4)
         self.fired: str | None = None
         self._stage, self._probe, self._signature = "starting", None, None
-        self._last = time.monotonic()
+        self._last = self._stage_started = time.monotonic()
+        self._worker_stage: tuple[float, str] | None = None  # (when its rank last beat, "stage (rank r)")
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -69,7 +70,7 @@ class Watchdog:
         """The driver enters stage ``name``; ``probe()`` changing value counts as progress."""
         self._stage, self._probe = name, probe
         self._signature = probe() if probe else None
-        self._last = time.monotonic()
+        self._last = self._stage_started = time.monotonic()
 
     def __enter__(self) -> Watchdog:
         if self.timeout_s is not None:
@@ -85,26 +86,31 @@ class Watchdog:
             raise StallError(self.fired) from exc
 
     def _idle(self) -> tuple[float, str]:
-        """(seconds without progress, the stage that is stuck)."""
-        idle, stage = time.monotonic() - self._last, self._stage
+        """(seconds without progress, the stage that is stuck). A board that does not answer
+        counts as no progress: the watchdog still fires on what it last heard."""
+        now = time.monotonic()
         if self._probe is not None:
             signature = self._probe()
             if signature != self._signature:
-                self._signature, self._last = signature, time.monotonic()
-                idle = 0.0
+                self._signature, self._last = signature, now
         if self.board is not None:
             import ray
 
-            ages = ray.get(self.board.ages.remote(), timeout=30)
-            working = {rank: v for rank, v in ages.items() if v[1] != FINISHED}
+            try:
+                ages = ray.get(self.board.ages.remote(), timeout=10)
+            except Exception as exc:
+                log.debug("watchdog: progress board did not answer: %s", exc)
+                ages = {}
             if ages:
-                freshest = min(age for age, _ in ages.values())
-                if freshest < idle:
-                    idle = freshest
-                    if working:  # the rank that has waited longest names the stage
-                        rank, (_, worker_stage) = max(working.items(), key=lambda item: item[1][0])
-                        stage = f"{worker_stage} (rank {rank})"
-        return idle, stage
+                self._last = max(self._last, now - min(age for age, _ in ages.values()))
+            working = {rank: v for rank, v in ages.items() if v[1] != FINISHED}
+            if working:  # the rank that has waited longest names the stage
+                rank, (age, stage) = max(working.items(), key=lambda item: item[1][0])
+                self._worker_stage = (now - age, f"{stage} (rank {rank})")
+        stage = self._stage
+        if self._worker_stage is not None and self._worker_stage[0] >= self._stage_started:
+            stage = self._worker_stage[1]
+        return now - self._last, stage
 
     def _watch(self) -> None:
         while not self._stop.wait(self.poll_s):
