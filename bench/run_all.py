@@ -25,6 +25,7 @@ BENCHES: dict[str, list[str]] = {
     "bench_score_batch": ["--n", "48"],
     "bench_serve": [],
     "bench_train": ["--train", "400", "--heldout", "120"],
+    "bench_rationales": ["--videos", "200"],
 }
 
 

@@ -6,4 +6,5 @@ pytest_plugins = [
     "tests.fixtures.broker",
     "tests.fixtures.ray_local",
     "tests.fixtures.serve",
+    "tests.fixtures.chat_server",
 ]

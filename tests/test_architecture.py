@@ -28,6 +28,7 @@ CORE_LAYERS = {
     "events": 4,
     "train": 4,
     "serve": 4,
+    "curation": 4,
     "pipelines": 5,
     "cli": 6,
 }

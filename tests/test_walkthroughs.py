@@ -39,6 +39,11 @@ EXCLUDED: dict[tuple[str, str | None], str] = {
     ("serve_configs/README.md", "serve run serve_configs/local.yaml"): "foreground services for separate "
     "terminals (serve run blocks until stopped); the app, its HTTP route and the bridge are run by "
     "tests/serve and tests/pipelines/test_stream.py",
+    ("README.md", "ultravqa-ray score-batch --config jobs/configs/score_batch.yaml --set output.parquet=data/scores.parquet"):
+    "an outline of the rating loop, not a script: it needs a Kafka broker with uploads, Label Studio "
+    "(`label push ...` is elided) and an LLM endpoint; tests/curation runs each command against local ones",
+    ("docs/curation.md", "ultravqa-ray label select --scores data/scores.parquet --budget 500 --out data/to_rate.jsonl"):
+    "a synopsis (optional arguments in brackets), not a script; tests/curation runs the command",
     ("docs/deployment.md", None): "needs a container engine and a Kubernetes cluster (none in CI); every "
     "manifest these commands apply is validated by tests/k8s",
 }

@@ -98,7 +98,7 @@ def test_a_starved_run_fails_naming_the_stage_instead_of_hanging(train_corpus, t
         env = dict(os.environ, **ray_env) | {"RAY_TMPDIR": ray_tmp}
         proc = subprocess.run(
             [sys.executable, str(HERE / "_starved_run.py"), str(train_corpus), str(tiny_model), str(tmp_path / "runs")],
-            env=env, capture_output=True, text=True, timeout=300,
+            env=env, capture_output=True, text=True, timeout=540,
         )  # fmt: skip
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("STALL ")]
     assert proc.returncode == 3, proc.stdout[-2000:] + proc.stderr[-3000:]

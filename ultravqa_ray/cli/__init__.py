@@ -15,7 +15,7 @@ import sys
 from collections.abc import Sequence
 
 # Subcommand modules, in the order --help lists them.
-COMMANDS = ("synth", "broker", "model", "score", "demo", "score_batch", "stream", "moderate", "train", "reference", "eval")
+COMMANDS = ("synth", "broker", "model", "score", "demo", "score_batch", "stream", "moderate", "train", "reference", "eval", "rationales")
 
 
 class CommandError(RuntimeError):

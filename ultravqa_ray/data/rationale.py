@@ -1,12 +1,24 @@
-"""Templated rationales for synthetic clips: a verdict per dimension that cites the visible factors."""
+"""Templated rationales: a verdict per dimension and the reasons for it.
+
+Two writers share the verdict words. :func:`rationale` writes for synthetic clips from the factors
+that made them (the synthetic corpus); :func:`pooled_rationale` writes from the pooled human
+judgment of a video (:class:`~ultravqa_ray.data.pooled.PooledJudgment`: rating distribution, mean,
+sub-attribute counts, rater comments), the fallback of the language-model writer.
+"""
 
 from __future__ import annotations
+
+from itertools import groupby
+from typing import TYPE_CHECKING
 
 from connectors.wire.dimensions import Dimension
 from ultravqa_ray.data.factors import DEFECTS, Factors
 
-_LEVELS = ("very poor", "poor", "fair", "good", "excellent")
-_AMOUNTS = ("very small", "small", "moderate", "large", "very large")
+if TYPE_CHECKING:
+    from ultravqa_ray.data.pooled import PooledJudgment
+
+LEVELS = ("very poor", "poor", "fair", "good", "excellent")
+AMOUNTS = ("very small", "small", "moderate", "large", "very large")
 
 _PHRASES: dict[str, str] = {
     "jitter": "{adj} jitter of the objects from frame to frame",
@@ -42,9 +54,10 @@ def _adjective(severity: float) -> str:
     return "slight"
 
 
-def _level(latent: float, k: int, words: tuple[str, ...] = _LEVELS) -> str:
-    x = (latent - 1.0) / (k - 1)
-    return words[min(len(words) - 1, int(x * len(words)))]
+def level_word(value: float, k: int, words: tuple[str, ...] = LEVELS) -> str:
+    """The verdict word of a score ``value`` in [1, k]: [1, k] cut into ``len(words)`` equal bands."""
+    x = (value - 1.0) / (k - 1)
+    return words[max(0, min(len(words) - 1, int(x * len(words))))]
 
 
 def _join(parts: list[str]) -> str:
@@ -63,7 +76,7 @@ def rationale(
     v = factors.visible()
     out: dict[Dimension, str] = {}
     for dim in Dimension:
-        level = _level(latent[dim], k)
+        level = level_word(latent[dim], k)
         if dim is Dimension.MOTION_AMPLITUDE:
             text = _amplitude(v, latent[dim], k)
         elif dim is Dimension.CONTENT_QUALITY:
@@ -91,7 +104,7 @@ def _defects(
 
 
 def _amplitude(v: dict[str, float], latent: float, k: int) -> str:
-    amount = _level(latent, k, _AMOUNTS)
+    amount = level_word(latent, k, AMOUNTS)
     if v["motion_amount"] < 0.08:
         return "The clip is essentially static: neither the camera nor the objects move."
     movers = []
@@ -119,3 +132,42 @@ def _content(factors: Factors, level: str) -> str:
     )
     things = "one subject" if n == 1 else f"a subject and {n - 1} other object{'s' if n > 2 else ''}"
     return f"Content is {level}: {things} over {texture} background."
+
+
+def pooled_rationale(judgment: PooledJudgment, max_comments: int = 3, max_comment_chars: int = 200) -> str:
+    """The verdict from the raters' mean, the rating distribution, the sub-attributes, then comments.
+
+    For example (three raters gave 4, 4 and 3; two marked blur, one noise)::
+
+        Clarity Quality is good: a mean of 3.67 out of 5 from 3 raters (2 gave 4, 1 gave 3).
+        2 of 3 raters noted blur; 1 noted noise.
+    """
+    j = judgment
+    spread = ", ".join(f"{n} gave {s}" for s, n in reversed(list(enumerate(j.counts, 1))) if n)
+    raters = "1 rater" if j.n_raters == 1 else f"{j.n_raters} raters"
+    parts = [f"{j.dimension.label} is {j.band}: a mean of {j.mean:.2f} out of {j.k} from {raters} ({spread})."]
+    noted = []
+    for count, group in groupby(j.sub_attribute_counts, key=lambda x: x[1]):
+        if noted:
+            who = str(count)
+        elif count == j.n_raters:
+            who = "The rater" if count == 1 else f"All {count} raters"
+        else:
+            who = f"{count} of {j.n_raters} raters"
+        noted.append(f"{who} noted {_join([_label_text(name) for name, _ in group])}")
+    if noted:
+        parts.append("; ".join(noted) + ".")
+    if j.comments:
+        quoted = [_quote(c, max_comment_chars) for c in j.comments[:max_comments]]
+        parts.append(("Raters wrote: " if len(quoted) > 1 else "A rater wrote: ") + "; ".join(quoted) + ".")
+    return " ".join(parts)
+
+
+def _label_text(name: str) -> str:
+    """A sub-attribute as words (``compression_artifacts`` -> ``compression artifacts``)."""
+    return name.replace("_", " ").replace("-", " ")
+
+
+def _quote(text: str, limit: int) -> str:
+    flat = " ".join(text.split()).replace('"', "'")
+    return '"' + (flat if len(flat) <= limit else flat[: limit - 3].rstrip() + "...") + '"'

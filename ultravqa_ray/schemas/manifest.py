@@ -68,6 +68,11 @@ def read_manifest(path: str | Path, k: int = 5) -> list[AnnotationRecord]:
         raw = _parquet_rows(path)
     else:
         raise ManifestError(f"{path}: manifest must end in .jsonl or .parquet")
+    return records_from_rows(raw, path, scale)
+
+
+def records_from_rows(raw: Iterable[tuple[str, dict]], path: Path, scale: ScoreScale) -> list[AnnotationRecord]:
+    """Validate ``(where, row)`` pairs as records on ``scale`` with unique video ids; errors name ``path where``."""
     records: list[AnnotationRecord] = []
     seen: set[str] = set()
     for where, row in raw:
