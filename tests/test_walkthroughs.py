@@ -184,3 +184,4 @@ def test_a_failing_step_stops_the_walkthrough(tmp_path, ray_env):
     assert not (tmp_path / "reached-after-failure").exists()
     reason = [ln for ln in proc.stderr.splitlines() if ln.startswith("ultravqa-ray train")]
     assert reason and "missing/manifest.jsonl" in reason[-1], proc.stderr[-2000:]
+    assert proc.stdout == ""  # nothing for the next step to mistake for a result
