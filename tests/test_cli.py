@@ -46,3 +46,30 @@ def test_bad_override_fails_with_one_line_reason(tmp_path):
     assert out.returncode != 0
     assert out.stderr.strip().count("\n") == 0
     assert "no_such_field" in out.stderr
+
+
+def test_root_cause_unwraps_ray_style_wrappers():
+    from ultravqa_ray.cli import root_cause
+
+    class WorkerGroupFailed(RuntimeError):  # shaped like Ray Train's: failures per rank
+        def __init__(self, failures):
+            super().__init__("Training failed due to worker errors:\n<tracebacks>")
+            self.worker_failures = failures
+
+    class TaskError(RuntimeError):  # shaped like ray.exceptions.RayTaskError: the user error in .cause
+        def __init__(self, cause):
+            super().__init__("ray::RayTrainWorker.run() (pid=1)\n<traceback>")
+            self.cause = cause
+
+    missing = OSError("models/init is not a local folder and not a hub model")
+    wrapped = WorkerGroupFailed({1: ValueError("rank 1"), 0: TaskError(missing)})
+    assert root_cause(wrapped) is missing
+    try:
+        try:
+            raise KeyError("inner")
+        except KeyError as exc:
+            raise RuntimeError("outer") from exc
+    except RuntimeError as outer:
+        assert isinstance(root_cause(outer), KeyError)
+    plain = RuntimeError("x")
+    assert root_cause(plain) is plain

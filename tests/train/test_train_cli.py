@@ -43,14 +43,14 @@ def test_cli_train_flags_become_overrides():
     args.config = ROOT / "jobs/configs/aso.yaml"
     cfg = load_config(TrainConfig, args, _SHORTCUTS, first=[f"objective={args.objective}"])
     assert (cfg.objective, cfg.model.name_or_path, cfg.workers, cfg.aso.beta) == ("aso", "m", 2, 0.05)
-    assert cfg.data.reference == "r.parquet"
+    assert cfg.data.reference == str(Path.cwd() / "r.parquet")  # resolved against the caller's cwd
 
 
 def test_job_configs_load_with_overrides():
     sft = TrainConfig.load(ROOT / "jobs/configs/sft.yaml", ["workers=4", "strategy=fsdp2", "data.decode.num_frames=16"])
     assert (sft.objective, sft.workers, sft.strategy, sft.data.decode.num_frames) == ("sft", 4, "fsdp2", 16)
     assert ReferenceConfig.load(ROOT / "jobs/configs/reference.yaml").data.decode.height == 64
-    assert EvalConfig.load(ROOT / "jobs/configs/eval.yaml", ["manifest=null", "mos_csv=k.csv"]).mos_csv == "k.csv"
+    assert EvalConfig.load(ROOT / "jobs/configs/eval.yaml", ["manifest=null", "mos_csv=k.csv"]).mos_csv == str(Path.cwd() / "k.csv")
     with pytest.raises(ValueError, match="needs data.reference"):
         TrainConfig.load(ROOT / "jobs/configs/sft.yaml", ["objective=aso"])
     with pytest.raises(ConfigError):

@@ -56,6 +56,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"ultravqa-ray {args.command}: {one_line(exc)}", file=sys.stderr)
         logging.getLogger(__name__).debug("failure", exc_info=True)
         return 1
+    except Exception as exc:  # a failed Ray task or training run, a bug: still one line, never a traceback
+        root = root_cause(exc)
+        print(f"ultravqa-ray {args.command}: {type(root).__name__}: {one_line(root)} (-v for details)", file=sys.stderr)
+        logging.getLogger(__name__).debug("failure", exc_info=True)
+        return 1
+
+
+def root_cause(exc: BaseException) -> BaseException:
+    """The exception behind Ray's wrappers: a task error's ``cause``, a training run's first worker
+    failure (``worker_failures``), or the ``__cause__`` chain."""
+    seen: set[int] = set()
+    while id(exc) not in seen:
+        seen.add(id(exc))
+        failures = getattr(exc, "worker_failures", None)
+        inner = getattr(exc, "cause", None) or exc.__cause__
+        if isinstance(failures, dict) and failures:
+            inner = failures[min(failures)]
+        if not isinstance(inner, BaseException):
+            break
+        exc = inner
+    return exc
 
 
 def one_line(exc: BaseException) -> str:

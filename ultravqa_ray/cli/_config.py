@@ -6,9 +6,10 @@ Precedence: the YAML file, then shortcuts, then ``--set`` (last wins).
 
 from __future__ import annotations
 
+import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 Shortcut = tuple[str, str, str]
 
@@ -25,6 +26,15 @@ def add_config_arguments(
                    help=f"override a field with a dotted key, e.g. --set {set_example} (repeatable)")  # fmt: skip
     for flag, key, help_text in shortcuts:
         p.add_argument(flag, dest=key, metavar=key.split(".")[-1].upper(), help=f"{help_text} (sets {key})")
+
+
+def result_stdout() -> IO[str]:
+    """Keep stdout for the command's result: from now on whatever else is printed to ``sys.stdout``
+    (Ray's raylet warnings, a library's prints) goes to stderr; returns the real stdout, where the
+    command prints its JSON once it has succeeded (``SFT=$(... | jq -r .model_dir)`` stays parseable)."""
+    real = sys.stdout
+    sys.stdout = sys.stderr
+    return real
 
 
 def load_config(config_class: Any, args, shortcuts: Sequence[Shortcut], *, first: Sequence[str] = ()):

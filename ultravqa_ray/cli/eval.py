@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from ultravqa_ray.cli._config import add_config_arguments, load_config
+from ultravqa_ray.cli._config import add_config_arguments, load_config, result_stdout
 
 _SHORTCUTS = (
     ("--model", "model.name_or_path", "model folder"),
@@ -31,8 +31,9 @@ def run(args) -> int:
     from ultravqa_ray.train.config import EvalConfig
     from ultravqa_ray.train.evaluate import evaluate
 
+    out = result_stdout()
     config = load_config(EvalConfig, args, _SHORTCUTS)
     outcome = evaluate(config)
     print(outcome.ingest.summary(), file=sys.stderr)
-    print(outcome.metrics_json)
+    print(outcome.metrics_json, file=out, flush=True)
     return 0

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from ultravqa_ray.cli._config import add_config_arguments, load_config
+from ultravqa_ray.cli._config import add_config_arguments, load_config, result_stdout
 
 _SHORTCUTS = (
     ("--model", "model.name_or_path", "the SFT model folder"),
@@ -28,8 +28,9 @@ def run(args) -> int:
     from ultravqa_ray.train.config import ReferenceConfig
     from ultravqa_ray.train.reference import reference_pass
 
+    out = result_stdout()
     config = load_config(ReferenceConfig, args, _SHORTCUTS)
     result = reference_pass(config)
     print(result.ingest.summary(), file=sys.stderr)
-    print(result.path)
+    print(result.path, file=out, flush=True)
     return 0

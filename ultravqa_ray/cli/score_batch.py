@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 
 
@@ -28,9 +27,11 @@ def register(sub) -> None:
 
 
 def run(args) -> int:
+    from ultravqa_ray.cli._config import result_stdout
     from ultravqa_ray.pipelines.score_batch import run_score_batch
     from ultravqa_ray.pipelines.score_batch_config import ScoreBatchConfig
 
+    out = result_stdout()
     summary = run_score_batch(ScoreBatchConfig.load(args.config, args.overrides))
-    print(json.dumps(summary.to_dict(), indent=2), file=sys.stdout)
+    print(json.dumps(summary.to_dict(), indent=2), file=out, flush=True)
     return 0

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
-from ultravqa_ray.cli._config import add_config_arguments, load_config
+from ultravqa_ray.cli._config import add_config_arguments, load_config, result_stdout
 
 _SHORTCUTS = (
     ("--model", "model.name_or_path", "starting checkpoint folder (for aso/grpo: the SFT model)"),
@@ -41,7 +41,8 @@ def run(args) -> int:
     from ultravqa_ray.train.config import TrainConfig
     from ultravqa_ray.train.trainer import fit
 
+    out = result_stdout()
     result = fit(load_config(TrainConfig, args, _SHORTCUTS, first=[f"objective={args.objective}"]))
     print(result.ingest.summary(), file=sys.stderr)
-    print(json.dumps({"model_dir": result.model_dir, "metrics": result.metrics}, default=str))
+    print(json.dumps({"model_dir": result.model_dir, "metrics": result.metrics}, default=str), file=out, flush=True)
     return 0

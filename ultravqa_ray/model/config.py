@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from ultravqa_ray.config import Config
+from ultravqa_ray.config import Config, ModelRef
 
 DeviceName = str  # "auto", "cpu", "cuda", "cuda:1", "mps", ...
 DtypeName = Literal["auto", "float32", "bfloat16", "float16"]
@@ -60,7 +60,7 @@ class PromptConfig(Config):
 class ModelConfig(Config):
     """Where the scorer's weights come from, where they run, and the score scale it reads."""
 
-    name_or_path: str = Field(
+    name_or_path: ModelRef = Field(
         ..., min_length=1, description="Local checkpoint folder or Hugging Face hub name."
     )
     revision: str | None = Field(

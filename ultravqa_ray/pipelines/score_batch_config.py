@@ -16,7 +16,7 @@ from pydantic import Field, model_validator
 from connectors.kafka import KafkaSettings, Topics
 from connectors.storage import StorageSettings
 from connectors.wire.dimensions import Dimension
-from ultravqa_ray.config import Config
+from ultravqa_ray.config import Config, LocalPath
 from ultravqa_ray.model import ModelConfig
 from ultravqa_ray.video import DecodeConfig
 
@@ -40,10 +40,10 @@ class InputConfig(Config):
     kafka: KafkaInputConfig = Field(
         default_factory=KafkaInputConfig, description="Range of the uploads topic."
     )
-    manifest: str | None = Field(
+    manifest: LocalPath | None = Field(
         None, description="Manifest (.jsonl/.parquet with video_id and uri) when kind=manifest."
     )
-    prefix: str | None = Field(
+    prefix: LocalPath | None = Field(
         None, description="s3://, gs://, file:// or local folder to list when kind=prefix."
     )
     suffixes: list[str] | None = Field(
@@ -61,7 +61,7 @@ class InputConfig(Config):
 
 class OutputConfig(Config):
     kafka: bool = Field(True, description="Write score events and dead letters to the topics.")
-    parquet: str | None = Field(
+    parquet: LocalPath | None = Field(
         None, description="Write one row per input to this .parquet file (local or s3://)."
     )
 

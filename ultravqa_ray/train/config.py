@@ -16,7 +16,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from ultravqa_ray.config import Config
+from ultravqa_ray.config import Config, LocalPath
 from ultravqa_ray.losses import ASOConfig, GRPOConfig
 from ultravqa_ray.model.config import ModelConfig
 from ultravqa_ray.video.config import DecodeConfig
@@ -27,17 +27,17 @@ Objective = Literal["sft", "aso", "grpo"]
 class DataConfig(Config):
     """Where the annotated videos are and how they are decoded for training."""
 
-    manifest: str = Field(..., min_length=1, description="Annotation manifest (.jsonl or .parquet).")
+    manifest: LocalPath = Field(..., min_length=1, description="Annotation manifest (.jsonl or .parquet).")
     decode: DecodeConfig = Field(
         default_factory=lambda: DecodeConfig(num_frames=8, height=64, width=64, threads=1),
         description="Frame sampling and size; the same settings must be used when scoring.",
     )
-    cache_dir: str | None = Field(
+    cache_dir: LocalPath | None = Field(
         None,
         description="Folder of the decoded-frame Parquet cache (default: <manifest dir>/.decoded); "
         "keyed by manifest content and decode settings.",
     )
-    reference: str | None = Field(
+    reference: LocalPath | None = Field(
         None, description="pi_ref Parquet folder written by the reference pass (needed by ASO)."
     )
     limit: int | None = Field(None, ge=1, description="Use only the first N records (smoke runs).")
@@ -62,12 +62,26 @@ class TrainConfig(Config):
     objective: Objective = Field("sft", description="sft, aso (analytic score optimisation) or grpo.")
     model: ModelConfig = Field(..., description="The starting checkpoint (for ASO/GRPO: the SFT model).")
     data: DataConfig = Field(..., description="Training data.")
-    output_dir: str = Field("runs", description="Storage path of Ray Train (local folder or s3://...).")
+    output_dir: LocalPath = Field("runs", description="Storage path of Ray Train (local folder or s3://...).")
     run_name: str = Field("train", min_length=1, description="Run name: checkpoints go to output_dir/run_name.")
     resume: bool = Field(True, description="Continue from the run's latest checkpoint when there is one.")
     workers: int = Field(1, ge=1, description="Ray Train workers (data-parallel replicas).")
     use_gpu: bool = Field(False, description="One GPU per worker, NCCL; otherwise CPU and gloo.")
-    cpus_per_worker: float = Field(1.0, gt=0, description="CPUs reserved per worker (fractional is fine).")
+    cpus_per_worker: float | None = Field(
+        None, gt=0, description="CPUs reserved per worker (fractional is fine); unset: 1, lowered to fit beside data_cpus."
+    )
+    data_cpus: float = Field(
+        1.0, ge=0, description="CPUs kept free for the Ray Data tasks that feed the workers (each task takes 1)."
+    )
+    check_resources: bool = Field(
+        True, description="Check workers + data_cpus against the cluster before starting (off: autoscaling clusters)."
+    )
+    resource_wait_s: float = Field(
+        60.0, ge=0, description="How long to wait for nodes still joining before refusing a run that does not fit."
+    )
+    stall_timeout_s: float | None = Field(
+        600.0, gt=0, description="Fail, naming the stage, when a run makes no progress for this long (None: never)."
+    )
     worker_resources: dict[str, float] = Field(
         default_factory=dict, description="Extra Ray resources per worker (e.g. a custom node slot)."
     )
@@ -123,7 +137,7 @@ class ReferenceConfig(Config):
 
     model: ModelConfig = Field(..., description="The frozen SFT model.")
     data: DataConfig = Field(..., description="The training data (same decode settings as training).")
-    output: str | None = Field(None, description="pi_ref folder (default: <manifest dir>/pi_ref).")
+    output: LocalPath | None = Field(None, description="pi_ref folder (default: <manifest dir>/pi_ref).")
     actors: int = Field(1, ge=1, description="Scoring actors in the Ray Data actor pool.")
     cpus_per_actor: float = Field(1.0, gt=0, description="CPUs reserved per actor.")
     gpus_per_actor: float = Field(0.0, ge=0, description="GPUs per actor.")
@@ -134,16 +148,16 @@ class EvalConfig(Config):
     """Evaluation: an annotation manifest or a MOS CSV, scored by a model, metrics and a report out."""
 
     model: ModelConfig = Field(..., description="The model to evaluate.")
-    manifest: str | None = Field(None, description="Annotation manifest to evaluate against.")
-    mos_csv: str | None = Field(None, description="MOS CSV (KoNViD-1k / LSVQ style) instead of a manifest.")
-    video_dir: str | None = Field(None, description="Folder of the MOS CSV's videos (default: the CSV's).")
+    manifest: LocalPath | None = Field(None, description="Annotation manifest to evaluate against.")
+    mos_csv: LocalPath | None = Field(None, description="MOS CSV (KoNViD-1k / LSVQ style) instead of a manifest.")
+    video_dir: LocalPath | None = Field(None, description="Folder of the MOS CSV's videos (default: the CSV's).")
     mos_pattern: str = Field("{name}.mp4", description="File name of a MOS row's video.")
     mos_range: tuple[float, float] | None = Field(None, description="MOS scale (lo, hi); inferred if unset.")
     decode: DecodeConfig = Field(
         default_factory=lambda: DecodeConfig(num_frames=8, height=64, width=64, threads=1),
         description="Frame sampling; must match the model's training decode settings.",
     )
-    out: str = Field("eval", description="Output folder: metrics.json, index.html, plots/.")
+    out: LocalPath = Field("eval", description="Output folder: metrics.json, index.html, plots/.")
     actors: int = Field(1, ge=1, description="Scoring actors.")
     cpus_per_actor: float = Field(1.0, gt=0, description="CPUs per actor.")
     gpus_per_actor: float = Field(0.0, ge=0, description="GPUs per actor.")

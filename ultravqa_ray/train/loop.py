@@ -33,6 +33,7 @@ from ultravqa_ray.train import parallel
 from ultravqa_ray.train.checkpoint import MODEL_DIR, OPTIMIZER_FILE, read_train_state, save_checkpoint
 from ultravqa_ray.train.config import TrainConfig
 from ultravqa_ray.train.objectives import ASOObjective, GRPOObjective, Objective, Rows, SFTObjective
+from ultravqa_ray.train.watchdog import FINISHED
 
 log = logging.getLogger(__name__)
 FAULT_MARKER = "fault_injected"
@@ -54,6 +55,10 @@ class Session(Protocol):
     def report(self, metrics: dict[str, Any], checkpoint: Path | None) -> None: ...
 
     def log_step(self, record: dict[str, Any]) -> None: ...
+
+    def progress(self, stage: str) -> None:
+        """This rank enters ``stage`` (the stall watchdog's heartbeat)."""
+        ...
 
 
 def lr_lambda(config: TrainConfig, total_steps: int):
@@ -117,7 +122,9 @@ def run_training(config: TrainConfig, session: Session, n_rows: int) -> list[dic
     """Train for ``config.epochs`` (resuming where the restored checkpoint left off); returns step records."""
     rank, device = session.rank, session.device
     torch.manual_seed(config.seed + rank)
+    session.progress("restoring the latest checkpoint")
     restored = session.restore()
+    session.progress("loading the model")
     start_epoch, step = 0, 0
     model_path = config.model.name_or_path
     if restored is not None:
@@ -153,7 +160,9 @@ def run_training(config: TrainConfig, session: Session, n_rows: int) -> list[dic
         pending: list[dict[str, float]] = []
         stop = False
         wait = time.perf_counter()
+        session.progress(f"waiting for data (Ray Data train shard, epoch {epoch + 1})")
         for rows in session.epoch_batches(epoch):
+            session.progress(f"training (epoch {epoch + 1}, step {step + 1})")
             data_s += time.perf_counter() - wait
             t0 = time.perf_counter()
             micro += 1
@@ -179,6 +188,7 @@ def run_training(config: TrainConfig, session: Session, n_rows: int) -> list[dic
             compute_s += time.perf_counter() - t0
             if stop:
                 break
+            session.progress(f"waiting for data (Ray Data train shard, epoch {epoch + 1})")
             wait = time.perf_counter()
         if pending:  # a last, partial accumulation window
             step += 1
@@ -195,9 +205,11 @@ def run_training(config: TrainConfig, session: Session, n_rows: int) -> list[dic
             "data_wait_s": data_s,
             "stopped_early": stop,
         }
+        session.progress(f"saving and reporting the checkpoint (epoch {epoch + 1})")
         _checkpoint_and_report(config, session, scorer, module, optimizer, scheduler, metrics, epoch + 1, step)
         if stop:
             break
+    session.progress(FINISHED)
     return history
 
 

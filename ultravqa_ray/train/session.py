@@ -23,7 +23,7 @@ STEPS_FILE = "steps.jsonl"
 class RaySession:
     """Rows from ``ray.train.get_dataset_shard("train")``, reports through ``ray.train.report``."""
 
-    def __init__(self, config: TrainConfig, resume_from: str | None = None) -> None:
+    def __init__(self, config: TrainConfig, resume_from: str | None = None, progress: Any = None) -> None:
         import ray.train
         import ray.train.torch
 
@@ -32,8 +32,15 @@ class RaySession:
         self.resume_from = resume_from
         self.rank = ctx.get_world_rank()
         self.world_size = ctx.get_world_size()
+        self._board = progress  # the driver's ProgressBoard actor (watchdog), or None
+        self.progress("joining the worker group (device, dataset shard)")
         self.device = ray.train.torch.get_device()
         self._shard = ray.train.get_dataset_shard("train")
+
+    def progress(self, stage: str) -> None:
+        """Tell the driver's stall watchdog that this rank entered ``stage`` (fire and forget)."""
+        if self._board is not None:
+            self._board.beat.remote(self.rank, stage)
 
     def restore(self) -> Path | None:
         import ray.train
@@ -90,6 +97,9 @@ class LocalSession:
     def restore(self) -> Path | None:
         return None
 
+    def progress(self, stage: str) -> None:
+        """No watchdog in one process: the caller sees a stall itself."""
+
     def epoch_batches(self, epoch: int) -> Iterable[Rows]:
         return iter(self.rows)
 
@@ -104,7 +114,9 @@ class LocalSession:
 
 
 def train_loop_per_worker(loop_config: dict[str, Any]) -> None:
-    """The Ray Train entry point: ``{"config": TrainConfig JSON, "n_rows": rows, "resume_from": path}``."""
+    """The Ray Train entry point: ``{"config": TrainConfig JSON, "n_rows": rows, "resume_from": path,
+    "progress": ProgressBoard actor or None}``."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = TrainConfig.model_validate(loop_config["config"])
-    run_training(config, RaySession(config, loop_config.get("resume_from")), int(loop_config["n_rows"]))
+    session = RaySession(config, loop_config.get("resume_from"), loop_config.get("progress"))
+    run_training(config, session, int(loop_config["n_rows"]))
