@@ -44,6 +44,11 @@ EXCLUDED: dict[tuple[str, str | None], str] = {
     "(`label push ...` is elided) and an LLM endpoint; tests/curation runs each command against local ones",
     ("docs/curation.md", "ultravqa-ray label select --scores data/scores.parquet"):
     "a synopsis (optional arguments in brackets), not a script; tests/curation runs the command",
+    ("README.md", "ultravqa-ray label server"): "people rate between push and pull (the server runs until "
+    "stopped); tests/labels runs push -> scripted raters -> pull -> report -> the train loader against a real "
+    "Label Studio",
+    ("docs/guarantees.md", "ultravqa-ray broker &"): "long-running services for one machine (broker, Ray head, "
+    "bridge, moderation all block until stopped); tests/pipelines/test_stream.py and tests/chaos run them",
     ("docs/deployment.md", None): "needs a container engine and a Kubernetes cluster (none in CI); every "
     "manifest these commands apply is validated by tests/k8s",
 }
