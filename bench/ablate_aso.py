@@ -557,8 +557,9 @@ def write_report(work: Path, setting: Setting, docs: Path, train_split: Split, h
 
 # --- command ---------------------------------------------------------------------------------
 
-#: Run order: the headline comparison on every seed first, so that a run cut short still answers it.
-TIERS = {"sft_start": 0, "soft_sft": 0, "aso_b0.1": 0, "sft_more": 1, "expected_score": 1}
+#: Run order: the headline comparison on every seed first, so that a run cut short still answers it;
+#: GRPO for as many videos as ASO (the slowest arm: it samples) last.
+TIERS = {"sft_start": 0, "soft_sft": 0, "aso_b0.1": 0, "sft_more": 1, "expected_score": 1, "grpo_videos": 5}
 
 
 def _tier(arm: Arm) -> int:

@@ -15,11 +15,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 CELL = re.compile(r"^(-?\d+\.\d{3}) \[(-?\d+\.\d{3}|nan), (-?\d+\.\d{3}|nan)\]$")
 
 
-def _run(*args: str, timeout: float = 900) -> subprocess.CompletedProcess:
+def _run(*args: str, timeout: float = 600) -> subprocess.CompletedProcess:
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     return subprocess.run(
         [sys.executable, str(ROOT / "bench" / "ablate_aso.py"), "--tiny", "--threads", "1", *args],
@@ -33,6 +35,7 @@ def _mean_table(text: str) -> dict[str, list[str]]:
     return {cells[0].strip(): [c.strip() for c in cells[1:]] for cells in rows}
 
 
+@pytest.mark.timeout(900)  # two runs of the command; ~1 min on an idle 2-core machine
 def test_tiny_ablation_writes_its_table_and_resumes(tmp_path):
     work, docs = tmp_path / "work", tmp_path / "docs" / "science.md"
     docs.parent.mkdir()
@@ -62,12 +65,12 @@ def test_tiny_ablation_writes_its_table_and_resumes(tmp_path):
     assert json.loads((work / "summary.json").read_text())["mean"]["aso_b0.1"]["seeds"] == 1
     stamps = {p: p.stat().st_mtime_ns for p in results}
 
-    again = _run(*args)
+    again = _run(*args, timeout=240)
     assert again.returncode == 0, again.stderr[-3000:]
     assert {p: p.stat().st_mtime_ns for p in results} == stamps, "cached runs are not trained again"
     assert "seed 0:" not in again.stderr  # no "[i/n] arm seed 0: ... s" training line
 
 
 def test_unknown_arm_is_one_line_error(tmp_path):
-    out = _run("--arms", "nope", "--work", str(tmp_path), timeout=120)
+    out = _run("--arms", "nope", "--work", str(tmp_path), timeout=300)
     assert out.returncode == 2 and out.stderr.strip().splitlines()[-1].startswith("ablate_aso: unknown arm(s) nope")
