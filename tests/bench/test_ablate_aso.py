@@ -61,7 +61,7 @@ def test_tiny_ablation_writes_its_table_and_resumes(tmp_path):
     assert "### ASO minus soft-label SFT" in text and "Headline: ASO (beta 0.1) minus soft-label SFT" in text
     assert (docs.parent / "science" / "arms.png").stat().st_size > 1000
     results = sorted(work.glob("runs/*/seed0/result.json"))
-    assert [p.parts[-3] for p in results] == ["aso_b0.1", "soft_sft", "sft_start"]
+    assert [p.parts[-3] for p in results] == ["aso_b0.1", "sft_start", "soft_sft"]
     assert json.loads((work / "summary.json").read_text())["mean"]["aso_b0.1"]["seeds"] == 1
     stamps = {p: p.stat().st_mtime_ns for p in results}
 
