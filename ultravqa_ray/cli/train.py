@@ -31,6 +31,8 @@ def register(sub) -> None:
         ("sft", "supervised fine-tuning on '<rationale> Score: N'"),
         ("aso", "analytic score optimisation on the stored pi_ref"),
         ("grpo", "GRPO baseline (sampling) on the same plumbing"),
+        ("soft_sft", "baseline: cross-entropy of the score distribution against the raters' distribution"),
+        ("expected_score", "baseline: squared error of the expected score against the rater mean"),
     ):
         p = objectives.add_parser(name, help=text, description=text)
         add_config_arguments(p, "TrainConfig", _SHORTCUTS)

@@ -17,11 +17,11 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from ultravqa_ray.config import Config, LocalPath
-from ultravqa_ray.losses import ASOConfig, GRPOConfig
+from ultravqa_ray.losses import ASOConfig, ExpectedScoreConfig, GRPOConfig, SoftLabelConfig
 from ultravqa_ray.model.config import ModelConfig
 from ultravqa_ray.video.config import DecodeConfig
 
-Objective = Literal["sft", "aso", "grpo"]
+Objective = Literal["sft", "aso", "grpo", "soft_sft", "expected_score"]
 
 
 class DataConfig(Config):
@@ -59,7 +59,9 @@ class FaultConfig(Config):
 class TrainConfig(Config):
     """One training run: objective, model, data, parallelism, optimiser, checkpoints."""
 
-    objective: Objective = Field("sft", description="sft, aso (analytic score optimisation) or grpo.")
+    objective: Objective = Field(
+        "sft", description="sft, aso (analytic score optimisation), grpo, or the baselines soft_sft, expected_score."
+    )
     model: ModelConfig = Field(..., description="The starting checkpoint (for ASO/GRPO: the SFT model).")
     data: DataConfig = Field(..., description="Training data.")
     output_dir: LocalPath = Field("runs", description="Storage path of Ray Train (local folder or s3://...).")
@@ -113,6 +115,10 @@ class TrainConfig(Config):
     keep_checkpoints: int = Field(2, ge=1, description="Checkpoints kept (the latest ones).")
     log_every: int = Field(10, ge=1, description="Log and record step metrics every N optimiser steps.")
     aso: ASOConfig = Field(default_factory=ASOConfig, description="ASO loss settings.")
+    soft_label: SoftLabelConfig = Field(default_factory=SoftLabelConfig, description="Soft-label SFT settings.")
+    expected_score: ExpectedScoreConfig = Field(
+        default_factory=ExpectedScoreConfig, description="Expected-score regression settings."
+    )
     grpo: GRPOConfig = Field(
         default_factory=lambda: GRPOConfig(group_size=4, max_new_tokens=48), description="GRPO settings."
     )

@@ -32,7 +32,14 @@ from ultravqa_ray.model.scorer import ScorerModel
 from ultravqa_ray.train import parallel
 from ultravqa_ray.train.checkpoint import MODEL_DIR, OPTIMIZER_FILE, read_train_state, save_checkpoint
 from ultravqa_ray.train.config import TrainConfig
-from ultravqa_ray.train.objectives import ASOObjective, GRPOObjective, Objective, Rows, SFTObjective
+from ultravqa_ray.train.objectives import (
+    ASOObjective,
+    GRPOObjective,
+    Objective,
+    Rows,
+    ScoreHeadObjective,
+    SFTObjective,
+)
 from ultravqa_ray.train.watchdog import FINISHED
 
 log = logging.getLogger(__name__)
@@ -108,6 +115,9 @@ def make_objective(config: TrainConfig, scorer: ScorerModel) -> Objective:
         return SFTObjective(with_rationale=config.data.rationale)
     if config.objective == "aso":
         return ASOObjective(config.aso, with_rationale=config.data.rationale)
+    if config.objective in ("soft_sft", "expected_score"):
+        head = config.soft_label if config.objective == "soft_sft" else config.expected_score
+        return ScoreHeadObjective(head, config.objective, with_rationale=config.data.rationale)
     reference = ScorerModel(scorer.config.model_copy(update={"name_or_path": config.model.name_or_path})).setup()
     reference.model.eval().requires_grad_(False)
     return GRPOObjective(config.grpo, reference=reference.model)

@@ -11,6 +11,9 @@ instead of copying it.
   ``lambda`` x SFT on the rationale tokens only.
 - GRPO: sampled completions, group-normalised rewards, clipped policy gradient with a KL penalty
   to the frozen reference model (:mod:`ultravqa_ray.train.grpo`).
+- Soft-label SFT and expected-score regression (baselines of ASO, ``bench/ablate_aso.py``): a loss
+  on the same score-token distribution against the raters' empirical distribution or their mean,
+  plus ``lambda`` x SFT on the rationale tokens only, as ASO.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ import torch
 
 from connectors.wire.dimensions import DIMENSIONS
 from ultravqa_ray.losses import ASOConfig, GRPOConfig, aso_loss, aso_total_loss, sft_loss
+from ultravqa_ray.losses.expected_score import ExpectedScoreConfig, expected_score_loss, rater_mean
+from ultravqa_ray.losses.soft_label import SoftLabelConfig, rater_distribution, soft_label_loss
 from ultravqa_ray.model.collate import TrainingBatch, TrainingSample
 from ultravqa_ray.model.prompts import IGNORE_INDEX
 from ultravqa_ray.model.scorer import ScorerModel
@@ -128,3 +133,43 @@ class GRPOObjective:
             scorer, clips_from_batch(rows), ratings, self.config, policy=forward.raw, reference=self.reference  # type: ignore[attr-defined]
         )
         return out.loss, out.stats
+
+
+@dataclass(frozen=True)
+class ScoreHeadObjective:
+    """A loss on the score-token distribution from the raters, plus ``lambda`` x rationale SFT (as ASO).
+
+    ``kind``: ``soft_sft`` (cross-entropy against the raters' empirical distribution q,
+    :mod:`ultravqa_ray.losses.soft_label`) or ``expected_score`` (squared error of the expected
+    score against the rater mean, :mod:`ultravqa_ray.losses.expected_score`).
+    """
+
+    config: SoftLabelConfig | ExpectedScoreConfig
+    kind: str
+    with_rationale: bool = True
+
+    @property
+    def name(self) -> str:
+        return self.kind
+
+    def loss(self, scorer: ScorerModel, forward: Forward, rows: Rows) -> tuple[torch.Tensor, dict[str, float]]:
+        with_rationale = self.with_rationale and self.config.sft_weight > 0
+        batch = build_training_batch(scorer, training_samples(rows, with_rationale))
+        out = forward(batch)
+        device = out.score_logits.device
+        ratings = torch.as_tensor(rows["ratings"], device=device).reshape(-1, rows["ratings"].shape[-1])
+        if self.kind == "soft_sft":
+            head = soft_label_loss(out.score_logits, rater_distribution(ratings, scorer.k, ratings > 0))
+        elif self.kind == "expected_score":
+            head = expected_score_loss(out.score_logits, rater_mean(ratings, scorer.k, ratings > 0))
+        else:
+            raise ValueError(f"unknown score-head objective {self.kind!r}")
+        sft = None
+        if with_rationale:
+            sft = sft_loss(out.logits, out.labels.masked_fill(~out.rationale_mask, IGNORE_INDEX))
+        loss = aso_total_loss(head, sft, self.config.sft_weight)
+        return loss, {
+            "loss": float(loss.detach()),
+            "score_loss": float(head.detach()),
+            "rationale_sft": float(sft.detach()) if sft is not None else 0.0,
+        }
