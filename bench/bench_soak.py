@@ -99,12 +99,13 @@ def main() -> None:
 
     from ultravqa_ray.serve.app import build_application
     from ultravqa_ray.serve.config import ServeConfig
+    from ultravqa_ray.train.default_model import resolve_model
 
     uris = corpus()
     ray.init(num_cpus=4, include_dashboard=False, log_to_driver=False)
     serve.start(http_options={"host": "127.0.0.1", "port": free_port()})
     config = ServeConfig.model_validate({
-        "model": "tiny", "cache_dir": str(OUT / "serve-cache"), "http": False,
+        "model": resolve_model("tiny", OUT / "serve-cache"), "cache_dir": str(OUT / "serve-cache"), "http": False,
         "scorer": {"num_replicas": 2, "num_cpus": 1, "batching": {"max_batch_size": 8, "batch_wait_timeout_s": 0.01},
                    "max_ongoing_requests": 32},
     })  # fmt: skip

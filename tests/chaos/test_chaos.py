@@ -171,10 +171,12 @@ def chaos_app(ray_local, serve_http, clip_dir, allowed_dir, tmp_path_factory):
 
     from ultravqa_ray.serve.app import build_application
     from ultravqa_ray.serve.config import ServeConfig
+    from ultravqa_ray.train.default_model import resolve_model
 
     name = f"chaos-{uuid.uuid4().hex[:6]}"
+    cache = tmp_path_factory.mktemp("chaos-cache")
     config = ServeConfig.model_validate({
-        "model": "tiny", "cache_dir": str(tmp_path_factory.mktemp("chaos-cache")), "http": False,
+        "model": resolve_model("tiny", cache), "cache_dir": str(cache), "http": False,  # Serve only loads models
         "decode": {"num_frames": 8, "height": 64, "width": 64, "max_bytes": 2_000_000, "max_pixels": 1_000_000},
         "storage": {"allow": [str(allowed_dir), str(clip_dir)]}, "torch_threads": 1, "decode_pool": "threads",
         "scorer": {"num_replicas": 2, "num_cpus": 0.5, "batching": {"max_batch_size": 4, "batch_wait_timeout_s": 0.02},
@@ -352,10 +354,12 @@ def test_chaos_replicas_are_gone_after_the_app_is_deleted(ray_local, serve_http,
 
     from ultravqa_ray.serve.app import build_application
     from ultravqa_ray.serve.config import ServeConfig
+    from ultravqa_ray.train.default_model import resolve_model
 
     name = f"chaos-gone-{uuid.uuid4().hex[:6]}"
+    cache = tmp_path_factory.mktemp("gone-cache")
     config = ServeConfig.model_validate({
-        "model": "tiny", "cache_dir": str(tmp_path_factory.mktemp("gone-cache")), "http": False,
+        "model": resolve_model("tiny", cache), "cache_dir": str(cache), "http": False,
         "scorer": {"num_replicas": 1, "num_cpus": 0.25, "graceful_shutdown_timeout_s": 1},
     })  # fmt: skip
     serve.run(build_application(config), name=name, route_prefix=None)
