@@ -4,6 +4,7 @@ forever (the 2-worker, 1-CPU-each run on 2 cores whose Ray Data feed never gets 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -69,6 +70,23 @@ def test_watchdog_interrupts_a_stalled_wait_and_names_the_stage():
             while time.monotonic() < deadline:  # a blocking wait; the watchdog interrupts it
                 time.sleep(0.05)
     assert time.monotonic() < deadline
+
+
+def test_watchdog_interrupts_even_where_the_process_ignores_sigint():
+    """The interrupt goes through SIGINT's handler; a process (a test session, a host application) may
+    have replaced it. Without the watchdog's own handler this waits the full 30 s."""
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        with pytest.raises(StallError, match="waiting for Godot"):
+            with Watchdog(1.0, "train sft", poll_s=0.1) as dog:
+                dog.stage("waiting for Godot")
+                deadline = time.monotonic() + 30
+                while time.monotonic() < deadline:
+                    time.sleep(0.05)
+        assert time.monotonic() < deadline
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN  # the process's handler is put back
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def test_watchdog_lets_a_progressing_stage_run():

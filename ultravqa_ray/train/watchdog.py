@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import _thread
 import logging
+import signal
 import threading
 import time
 from collections.abc import Callable, Hashable
@@ -67,6 +68,7 @@ class Watchdog:
         self._worker_stage: tuple[float, str] | None = None  # (when its rank last beat, "stage (rank r)")
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._saved_sigint: Any = None  # SIGINT's handler before __enter__, put back by __exit__
 
     def stage(self, name: str, probe: Callable[[], Hashable] | None = None) -> None:
         """The driver enters stage ``name``; ``probe()`` changing value counts as progress."""
@@ -76,6 +78,10 @@ class Watchdog:
 
     def __enter__(self) -> Watchdog:
         if self.timeout_s is not None:
+            if threading.current_thread() is threading.main_thread():
+                # The stall interrupts the blocking call through interrupt_main(), i.e. SIGINT's handler:
+                # make sure it is the one that raises KeyboardInterrupt, whatever the process set before.
+                self._saved_sigint = signal.signal(signal.SIGINT, signal.default_int_handler)
             self._thread = threading.Thread(target=self._watch, name="stall-watchdog", daemon=True)
             self._thread.start()
         return self
@@ -84,6 +90,9 @@ class Watchdog:
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=30)
+        if self._saved_sigint is not None:
+            signal.signal(signal.SIGINT, self._saved_sigint)
+            self._saved_sigint = None
         if self.fired is not None:
             raise StallError(self.fired) from exc
 
