@@ -40,8 +40,9 @@ EXCLUDED: dict[tuple[str, str | None], str] = {
     "terminals (serve run blocks until stopped); the app, its HTTP route and the bridge are run by "
     "tests/serve and tests/pipelines/test_stream.py",
     ("README.md", "ultravqa-ray score-batch --config jobs/configs/score_batch.yaml"):
-    "an outline of the rating loop, not a script: it needs a Kafka broker with uploads, Label Studio "
-    "(`label push ...` is elided) and an LLM endpoint; tests/curation runs each command against local ones",
+    "people rate between push and pull, and it needs a Kafka broker with uploads and an LLM endpoint; "
+    "tests/labels/test_studio.py::test_the_documented_loop_select_push_rate_pull_report_rationales_sft runs "
+    "the same sequence against local ones",
     ("docs/curation.md", "ultravqa-ray label select --scores data/scores.parquet"):
     "a synopsis (optional arguments in brackets), not a script; tests/curation runs the command",
     ("README.md", "ultravqa-ray label server"): "people rate between push and pull (the server runs until "

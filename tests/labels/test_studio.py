@@ -161,3 +161,71 @@ def test_pull_without_a_token_or_project_fails_with_one_line(label_studio, tmp_p
     monkeypatch.setenv("LABEL_STUDIO_API_KEY", "not-a-token")
     assert main(["label", "pull", "--out", str(tmp_path / "m.jsonl"), "--url", label_studio.url]) == 1
     assert not (tmp_path / "m.jsonl").exists()
+
+
+def test_the_documented_loop_select_push_rate_pull_report_rationales_sft(
+    label_studio, chat_server, ray_local, tmp_path, monkeypatch, capsys
+):
+    """README "Which uploads to rate": label select -> label push --uploads -> three raters -> label
+    pull -> label report -> rationales (local OpenAI-compatible server) -> train sft, each step
+    reading the file the one before wrote."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from tests.curation.test_select import UNIFORM, event, sharp
+    from ultravqa_ray.model.tiny import build_tiny_model
+    from ultravqa_ray.pipelines.score_batch import PARQUET_COLUMNS
+
+    monkeypatch.setenv("LABEL_STUDIO_API_KEY", label_studio.token)
+    clips = _clips(tmp_path / "videos")
+    # What score-batch wrote: the scorer is sure about carphone_pristine only, so a budget of 2
+    # goes to the two uncertain ones not yet rated (synthetic_b is, and is skipped).
+    sure = {"carphone_pristine"}
+    rows = [{c: None for c in PARQUET_COLUMNS} | {
+        "video_id": vid, "uri": str(path), "status": "scored", "offset": i,
+        "message": event(vid, sharp(4) if vid in sure else UNIFORM).model_copy(update={"uri": str(path)}).to_bytes().decode(),
+    } for i, (vid, path) in enumerate(clips.items())]  # fmt: skip
+    scores = tmp_path / "scores.parquet"
+    pq.write_table(pa.Table.from_pylist(rows), scores)
+    rated = tmp_path / "rated" / "manifest.jsonl"
+    rated.parent.mkdir()
+    rated.write_text(json.dumps({"video_id": "synthetic_b", "uri": str(clips["synthetic_b"]), "ratings": {}}) + "\n")
+    to_rate = tmp_path / "to_rate.jsonl"
+    assert main(["label", "select", "--scores", str(scores), "--budget", "2", "--random-share", "0",
+                 "--labelled", str(rated), "--out", str(to_rate)]) == 0  # fmt: skip
+    selected = sorted(json.loads(line)["video_id"] for line in to_rate.read_text().splitlines())
+    assert selected == ["carphone_distorted", "synthetic_a"]  # the sure one and the rated one left out
+
+    args = _label_args(label_studio, "loop")
+    assert main(["label", "push", "--uploads", str(to_rate), *args]) == 0
+    pid = label_studio.client().find_project("loop")["id"]
+    for rater in OFFSET:
+        _rate(label_studio, pid, rater, selected)
+
+    pulled = tmp_path / "human" / "manifest.jsonl"
+    assert main(["label", "pull", "--out", str(pulled), *args]) == 0
+    assert sorted(r.video_id for r in read_manifest(pulled)) == selected
+    report = tmp_path / "raters"
+    ratings = pulled.with_name("manifest.ratings.jsonl")
+    assert main(["label", "report", "--ratings", str(ratings), "--out", str(report)]) == 0
+    assert {r["rater"] for r in json.loads((report / "quality.json").read_text())["raters"]} == set(OFFSET)
+
+    monkeypatch.setenv("ULTRAVQA_LLM_BASE_URL", chat_server.base_url)
+    monkeypatch.setenv("ULTRAVQA_LLM_MODEL", "local-test")
+    with_rationales = tmp_path / "human" / "with_rationales.jsonl"
+    capsys.readouterr()
+    assert main(["rationales", "--manifest", str(pulled), "--out", str(with_rationales),
+                 "--set", f"cache_dir={tmp_path / 'llm-cache'}"]) == 0  # fmt: skip
+    assert json.loads(capsys.readouterr().out)["written_by_llm"] == 2 * len(DIMENSIONS)
+    records = {r.video_id: r for r in read_manifest(with_rationales)}
+    # rated 2, 3, 2 (mean 2.33, 'poor'), two of three marked blur: the careful model says so
+    assert records["carphone_distorted"].rationale[Dimension.CLARITY_QUALITY] == "Clarity Quality is poor, with blur."
+
+    model = build_tiny_model("qwen2_5_vl", tmp_path / "tiny", hidden_size=32, num_layers=1)
+    assert main(["train", "sft", "--model", str(model), "--manifest", str(with_rationales),
+                 "--output-dir", str(tmp_path / "runs"), "--run-name", "sft", "--workers", "1",
+                 "--set", "cpus_per_worker=0.5", "--set", "batch_size=2", "--set", f"data.cache_dir={tmp_path / 'cache'}",
+                 "--set", "data.decode.num_frames=4", "--set", "data.decode.height=56",
+                 "--set", "data.decode.width=56"]) == 0  # fmt: skip
+    trained = json.loads(capsys.readouterr().out)
+    assert trained["metrics"]["videos"] == 2 and (Path(trained["model_dir"]) / "model.safetensors").is_file()
