@@ -248,3 +248,29 @@ def test_config_file_and_validation():
         ScoreBatchConfig.load(REPO / "jobs" / "configs" / "score_batch.yaml", ["output.kafka=false"])
     with pytest.raises(ValueError, match="allow-list entry"):
         ScoreBatchConfig.load(REPO / "jobs" / "configs" / "score_batch.yaml", ["storage.allow=[relative/dir]"])
+
+
+def test_dead_letters_carry_at_most_the_configured_original_bytes():
+    """``output.dead_letter_max_original_bytes``: a 200 kB malformed record becomes a dead letter with
+    its first bytes, its size and its hash; a small one is carried whole. No model is needed: rows
+    that failed to parse never reach it."""
+    import hashlib
+
+    import numpy as np
+
+    from ultravqa_ray.pipelines.score_batch_stages import decode_inputs, parse_uploads, score_decoded
+
+    big, small = b"{" + b"x" * 200_000, b"[]"
+    rows = {"key": [b"big", b"small"], "value": [big, small], "topic": ["in", "in"], "partition": [0, 1],
+            "offset": [7, 8]}  # fmt: skip
+    batch = decode_inputs(parse_uploads({k: np.asarray(v, dtype=object) for k, v in rows.items()}), DecodeConfig())
+    out = score_decoded(batch, scorer=None, max_original_bytes=1000)  # type: ignore[arg-type]
+    letters = [DeadLetter.from_bytes(bytes(m)) for m in out["message"]]
+    assert [x.error_kind.value for x in letters] == ["invalid_message", "invalid_message"]
+    (cut,) = letters[0].truncated
+    assert (cut.field, cut.size, cut.kept) == ("value", len(big), 1000)
+    assert cut.sha256 == hashlib.sha256(big).hexdigest() and base64.b64decode(letters[0].value_b64) == big[:1000]
+    assert letters[1].truncated is None and base64.b64decode(letters[1].value_b64) == small
+    with pytest.raises(ValueError, match="dead_letter_max_original_bytes"):
+        ScoreBatchConfig.model_validate({"input": {"kind": "manifest", "manifest": "m.jsonl"}, "model": {"name_or_path": "m"},
+                                         "output": {"dead_letter_max_original_bytes": -1}})  # fmt: skip

@@ -210,7 +210,10 @@ def _decode_and_score(dataset, config: ScoreBatchConfig):
         num_cpus=res.score_num_cpus,
         num_gpus=num_gpus,
         runtime_env=runtime_env,
-        fn_constructor_kwargs={"model_config": config.model},
+        fn_constructor_kwargs={
+            "model_config": config.model,
+            "max_original_bytes": config.output.dead_letter_max_original_bytes,
+        },
     )
 
 
@@ -238,12 +241,14 @@ def _where(batch: dict[str, np.ndarray], i: int) -> str:
 def _fallback(batch: dict[str, np.ndarray], i: int, config: ScoreBatchConfig):
     """The dead letter written instead of row ``i``'s output when that cannot be written.
 
-    A dead letter is re-cut to :data:`FALLBACK_ORIGINAL_BYTES` of its original; for a score event
+    A dead letter is re-cut to :data:`FALLBACK_ORIGINAL_BYTES` of its original (or the configured cap, when
+    smaller); for a score event
     the original upload is not on the driver, so the fallback carries its source (topic, partition,
     offset or manifest path) and no original bytes.
     """
     key = batch["out_key"][i]
     key = bytes(key) if key is not None else None
+    cap = min(config.output.dead_letter_max_original_bytes, FALLBACK_ORIGINAL_BYTES)
 
     def build(exc: BaseException) -> OutgoingRecord:
         if batch["status"][i] == "scored":
@@ -256,10 +261,10 @@ def _fallback(batch: dict[str, np.ndarray], i: int, config: ScoreBatchConfig):
         topic = str(batch["topic"][i] or "")
         if topic:
             record = ConsumedRecord(key, value, topic, int(batch["partition"][i]), int(batch["offset"][i]))
-            letter = dead_letter_for(record, kind, reason, max_original_bytes=FALLBACK_ORIGINAL_BYTES)
+            letter = dead_letter_for(record, kind, reason, max_original_bytes=cap)
         else:
             letter = dead_letter_for_input(key=key, value=value, kind=kind, message=reason,
-                                           path=str(batch["source_path"][i]), max_original_bytes=FALLBACK_ORIGINAL_BYTES)  # fmt: skip
+                                           path=str(batch["source_path"][i]), max_original_bytes=cap)  # fmt: skip
         return OutgoingRecord(config.topics.dead_letters, key, letter.to_bytes())
 
     return build

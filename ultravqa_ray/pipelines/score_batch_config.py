@@ -14,6 +14,7 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from connectors.kafka import KafkaSettings, Topics
+from connectors.kafka.serde import DEFAULT_MAX_ORIGINAL_BYTES
 from connectors.storage import StorageSettings
 from connectors.wire.dimensions import Dimension
 from ultravqa_ray.config import Config, LocalPath
@@ -64,6 +65,10 @@ class OutputConfig(Config):
     parquet: LocalPath | None = Field(
         None, description="Write one row per input to this .parquet file (local or s3://)."
     )
+    dead_letter_max_original_bytes: int = Field(
+        DEFAULT_MAX_ORIGINAL_BYTES, ge=0, le=512 * 1024,
+        description="Most bytes of the original key and of the value a dead letter carries (the rest: size + hash).",
+    )  # fmt: skip
 
     @model_validator(mode="after")
     def _somewhere(self) -> OutputConfig:

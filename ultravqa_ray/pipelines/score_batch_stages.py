@@ -26,7 +26,13 @@ from typing import Any
 
 import numpy as np
 
-from connectors.kafka.serde import dead_letter_for, dead_letter_for_input, decode_upload, encode_key
+from connectors.kafka.serde import (
+    DEFAULT_MAX_ORIGINAL_BYTES,
+    dead_letter_for,
+    dead_letter_for_input,
+    decode_upload,
+    encode_key,
+)
 from connectors.kafka.source import ConsumedRecord
 from connectors.listing import ManifestEntry
 from connectors.wire.dimensions import DIMENSIONS, Dimension
@@ -129,15 +135,21 @@ def decode_inputs(
 class ScoreActor:
     """The scoring actor: holds one :class:`ScorerModel` (loaded once, on the actor's device)."""
 
-    def __init__(self, model_config: Any) -> None:
+    def __init__(self, model_config: Any, max_original_bytes: int = DEFAULT_MAX_ORIGINAL_BYTES) -> None:
         self.scorer = ScorerModel(model_config).setup()
+        self.max_original_bytes = max_original_bytes
 
     def __call__(self, batch: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        return score_decoded(batch, self.scorer)
+        return score_decoded(batch, self.scorer, self.max_original_bytes)
 
 
-def score_decoded(batch: Mapping[str, np.ndarray], scorer: ScorerModel) -> dict[str, np.ndarray]:
-    """Score the decoded rows, dead-letter the failed ones: one output row per input row."""
+def score_decoded(
+    batch: Mapping[str, np.ndarray], scorer: ScorerModel, max_original_bytes: int = DEFAULT_MAX_ORIGINAL_BYTES
+) -> dict[str, np.ndarray]:
+    """Score the decoded rows, dead-letter the failed ones: one output row per input row.
+
+    A dead letter carries at most ``max_original_bytes`` of the original key and value
+    (``output.dead_letter_max_original_bytes``); beyond that their size and hash."""
     n = len(batch["uri"])
     messages: list[ScoreEvent | DeadLetter | None] = [None] * n
     infer_ms = np.zeros(n, np.float64)
@@ -146,7 +158,7 @@ def score_decoded(batch: Mapping[str, np.ndarray], scorer: ScorerModel) -> dict[
     for i in range(n):
         kind = str(batch["error_kind"][i])
         if kind:
-            messages[i] = _dead_letter(batch, i, ErrorKind(kind), str(batch["error"][i]))
+            messages[i] = _dead_letter(batch, i, ErrorKind(kind), str(batch["error"][i]), max_original_bytes)
         else:
             groups.setdefault((str(batch["dimensions"][i]), bool(batch["want_rationale"][i])), []).append(i)
     for (dims, want_rationale), rows in groups.items():
@@ -157,12 +169,14 @@ def score_decoded(batch: Mapping[str, np.ndarray], scorer: ScorerModel) -> dict[
         for i, result in zip(rows, results, strict=True):
             infer_ms[i] = per_video
             if isinstance(result, ProcessingError):  # a fault of ours: dead-lettered, the batch goes on
-                messages[i] = _dead_letter(batch, i, result.kind, result.message)
+                messages[i] = _dead_letter(batch, i, result.kind, result.message, max_original_bytes)
                 continue
             try:
                 messages[i] = _score_event(batch, i, scorer.model_ref, result, per_video)
             except ValueError as exc:  # e.g. a score event that fails its own validation
-                messages[i] = _dead_letter(batch, i, ErrorKind.INTERNAL, f"invalid score event: {exc}")
+                messages[i] = _dead_letter(
+                    batch, i, ErrorKind.INTERNAL, f"invalid score event: {exc}", max_original_bytes
+                )
                 continue
             for dim, value in result.items():
                 scores[f"score_{dim.value}"][i] = value.score
@@ -190,16 +204,16 @@ def _score_event(batch, i: int, model: ModelRef, scores: VideoScores, infer_ms: 
     )
 
 
-def _dead_letter(batch, i: int, kind: ErrorKind, message: str) -> DeadLetter:
+def _dead_letter(batch, i: int, kind: ErrorKind, message: str, cap: int) -> DeadLetter:
     key = batch["key"][i]
     key = bytes(key) if key is not None else None
     value = bytes(batch["value"][i]) if batch["value"][i] is not None else b""
     topic = str(batch["topic"][i])
     if topic:
         record = ConsumedRecord(key, value, topic, int(batch["partition"][i]), int(batch["offset"][i]))
-        return dead_letter_for(record, kind, message)
+        return dead_letter_for(record, kind, message, max_original_bytes=cap)
     return dead_letter_for_input(
-        key=key, value=value, kind=kind, message=message, path=str(batch["source_path"][i])
+        key=key, value=value, kind=kind, message=message, path=str(batch["source_path"][i]), max_original_bytes=cap
     )
 
 
