@@ -398,7 +398,7 @@ def arm_stats(work: Path, setting: Setting, arm: Arm, heldout: Split, idx: np.nd
 
 
 def _cell(s: ArmStats, key: str, m: str) -> str:
-    lo, hi = interval(s.draws[key][m])
+    lo, hi = interval(s.draws[key][m], point=s.point[key][m])
     sd = s.spread[key][m]
     sd_text = "" if math.isnan(sd) else f" ±{sd:.3f}"
     return f"{s.point[key][m]:.3f} [{lo:.3f}, {hi:.3f}]{sd_text}"
@@ -421,7 +421,7 @@ def compare(a: ArmStats, b: ArmStats) -> dict[str, dict[str, float]]:
     out = {}
     for m in BOOTSTRAP_METRICS:
         diff = a.draws["mean"][m] - b.draws["mean"][m]
-        lo, hi = interval(diff)
+        lo, hi = interval(diff, point=a.point["mean"][m] - b.point["mean"][m])
         finite = diff[np.isfinite(diff)]
         sign = -1.0 if m in ("mae", "ece") else 1.0  # lower is better for MAE and ECE
         out[m] = {"diff": a.point["mean"][m] - b.point["mean"][m], "lo": lo, "hi": hi,
@@ -442,7 +442,7 @@ def _plots(stats: list[ArmStats], folder: Path) -> list[str]:
     fig, axes = plt.subplots(1, 3, figsize=(13, 0.32 * len(k5) + 1.5), sharey=True)
     for ax, m in zip(axes, ("mae", "acc@0.5", "srcc"), strict=True):
         for y, s in enumerate(k5):
-            lo, hi = interval(s.draws["mean"][m])
+            lo, hi = interval(s.draws["mean"][m], point=s.point["mean"][m])
             ax.errorbar(s.point["mean"][m], y, xerr=[[s.point["mean"][m] - lo], [hi - s.point["mean"][m]]],
                         fmt="o", color="C3" if s.arm.objective == "aso" else "C0", capsize=3)  # fmt: skip
         ax.set_title(f"{m} (mean over dimensions, 95% CI)")
@@ -464,7 +464,7 @@ def _plots(stats: list[ArmStats], folder: Path) -> list[str]:
                             fmt="o-", capsize=3)  # fmt: skip
             else:
                 ys = [s.point["mean"][m] for s in betas]
-                cis = [interval(s.draws["mean"][m]) for s in betas]
+                cis = [interval(s.draws["mean"][m], point=s.point["mean"][m]) for s in betas]
                 ax.errorbar(xs, ys, yerr=[[y - c[0] for y, c in zip(ys, cis, strict=True)],
                                           [c[1] - y for y, c in zip(ys, cis, strict=True)]], fmt="o-", capsize=3)  # fmt: skip
             for base in (s for s in k5 if s.arm.name == "soft_sft"):

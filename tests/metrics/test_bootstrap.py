@@ -53,3 +53,32 @@ def test_bad_shapes_are_refused():
         bootstrap_metrics(_paired(), np.zeros((3, 7), dtype=np.int64))
     with pytest.raises(ValueError, match="at least one video"):
         resample_indices(0, 10)
+
+
+def test_bias_corrected_interval_keeps_a_calibrated_models_ece():
+    """A perfectly calibrated model: 20 videos in each confidence bin 0.25, 0.35, ..., 0.95, of which
+    exactly 20 x confidence are right, so ECE is 0. A resample's ECE adds up the bins' noise
+    (|gap| per bin), so nearly every draw is above 0 and the plain percentile interval excludes the
+    point estimate; shifted by the bootstrap bias (mean of draws - point) it covers it."""
+    k, per_bin = 5, 20
+    conf = np.repeat(np.arange(2, 10) / 10 + 0.05, per_bin)
+    n = conf.size
+    probs = np.repeat(((1 - conf) / (k - 1))[:, None], k, axis=1)
+    probs[:, 2] = conf
+    right = np.concatenate([np.arange(per_bin) < round(per_bin * c) for c in np.arange(2, 10) / 10 + 0.05])
+    rounded = np.where(right, 3, 4)
+    paired = PairedScores(
+        dimension=Dimension("clarity_quality"), k=k, video_ids=[str(i) for i in range(n)],
+        y_mean=rounded.astype(float), rounded=rounded, q=np.full((n, k), 1 / k), score=np.full(n, 3.0),
+        label=np.full(n, 3), probs=probs, missing=[],
+    )  # fmt: skip
+    point = metric_value(dimension_metrics(paired), "ece")
+    assert point == pytest.approx(0.0, abs=1e-12)
+    draws = bootstrap_metrics(paired, resample_indices(n, 1000, seed=0))["ece"]
+    assert interval(draws)[0] > point + 0.01  # the plain interval misses the estimate
+    lo, hi = interval(draws, point=point)
+    assert lo <= point <= hi
+    bias = draws.mean() - point
+    assert (lo, hi) == pytest.approx(tuple(np.percentile(draws, [2.5, 97.5]) - bias))
+    # by hand: draws 1..5 with the point at 2 are shifted down by their bias of 1
+    assert interval(np.arange(1.0, 6.0), point=2.0) == pytest.approx((0.1, 3.9))

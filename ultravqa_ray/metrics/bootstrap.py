@@ -9,7 +9,8 @@ For each draw the metrics are those of :func:`~ultravqa_ray.metrics.quality.dime
 
 Using the same ``idx`` for two models gives paired draws (their difference per draw is the
 bootstrap of the difference). ``tests/metrics/test_bootstrap.py`` holds the identity draw to
-``dimension_metrics``. A 95% percentile interval is ``np.nanpercentile(draws, [2.5, 97.5])``.
+``dimension_metrics``. :func:`interval` gives the 95% percentile interval, bias-corrected when given
+the point estimate.
 """
 
 from __future__ import annotations
@@ -61,11 +62,21 @@ def bootstrap_metrics(paired: PairedScores, idx: np.ndarray, n_bins: int = 10) -
     }
 
 
-def interval(draws: np.ndarray, level: float = 0.95) -> tuple[float, float]:
-    """Percentile interval of bootstrap draws (NaN draws left out; NaN when none is defined)."""
+def interval(draws: np.ndarray, level: float = 0.95, point: float | None = None) -> tuple[float, float]:
+    """Percentile interval of bootstrap draws (NaN draws left out; NaN when none is defined).
+
+    With ``point`` (the estimate on the original sample) the interval is bias-corrected: shifted by
+    the bootstrap's estimate of the bias, ``mean(draws) - point``. This matters for ECE, a sum of
+    absolute gaps: on a resample the gaps' noise adds up instead of cancelling, so its draws sit
+    above the point estimate and the plain percentile interval can exclude it. For means and paired
+    differences of means the shift is about zero.
+    """
     finite = draws[np.isfinite(draws)]
     if finite.size == 0:
         return float("nan"), float("nan")
     tail = 100 * (1 - level) / 2
     lo, hi = np.percentile(finite, [tail, 100 - tail])
+    if point is not None and np.isfinite(point):
+        bias = float(finite.mean()) - point
+        lo, hi = lo - bias, hi - bias
     return float(lo), float(hi)
