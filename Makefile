@@ -22,7 +22,9 @@ $(VENV)/.installed-test: pyproject.toml constraints.txt | $(BIN)/python
 demo: $(VENV)/.installed
 	$(BIN)/ultravqa-ray demo
 
-test: $(VENV)/.installed-test lint typecheck label-tools
+# lint, type check and the labelling tools' install are independent: they run side by side.
+test: $(VENV)/.installed-test
+	$(MAKE) --no-print-directory -j3 lint typecheck label-tools
 	$(BIN)/python -m pytest
 
 # The labelling tests need Label Studio (its own cached venv: ~/.cache/ultravqa-ray/label-studio-<version>)
