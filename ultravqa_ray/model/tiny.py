@@ -17,6 +17,7 @@ only for Qwen2(.5)-VL, ``video_preprocessor_config.json`` for Qwen3-VL.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -63,14 +64,33 @@ _FILLER = (
 )
 
 
-def build_tiny_tokenizer(k: int = 5, *, vocab_size: int = 640, prompt: PromptConfig | None = None):
-    """A byte-level BPE tokenizer (``TokenizersBackend``) with the Qwen special tokens."""
+def rationale_texts(n_clips: int = 400, seed: int = 12345) -> list[str]:
+    """Rationales of the synthetic corpus' template language (factors only, no pixels): the extra
+    tokenizer corpus of ``vocabulary="rationales"``, so that a rationale is ~2x fewer tokens."""
+    from ultravqa_ray.data.config import SynthConfig
+    from ultravqa_ray.data.factors import sample_factors
+    from ultravqa_ray.data.synth import RaterPool, annotate, clip_streams
+
+    config = SynthConfig(n=n_clips, seed=seed)
+    pool = RaterPool.from_config(config)
+    texts: list[str] = []
+    for i in range(n_clips):
+        rng_factors, _, rng_ratings = clip_streams(seed, i)
+        texts += annotate(i, sample_factors(rng_factors, config), config, rng_ratings, pool).rationale.values()
+    return texts
+
+
+def build_tiny_tokenizer(
+    k: int = 5, *, vocab_size: int = 640, prompt: PromptConfig | None = None, extra_texts: Sequence[str] = ()
+):
+    """A byte-level BPE tokenizer (``TokenizersBackend``) with the Qwen special tokens; ``extra_texts``
+    join the training corpus (e.g. :func:`rationale_texts`)."""
     from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
     prompt = prompt or PromptConfig()
     scores = [str(s) for s in range(1, k + 1)]
-    corpus = [prompt.system, prompt.answer_prefix, _FILLER, "system user assistant seconds"]
+    corpus = [prompt.system, prompt.answer_prefix, _FILLER, "system user assistant seconds", *extra_texts]
     for d in DIMENSIONS:
         for kk in sorted({5, 10, k}):
             corpus.append(
@@ -245,6 +265,7 @@ def build_tiny_model(
     init_std: float = 0.1,
     seed: int = 0,
     vision_init: Literal["random", "filters"] = "random",
+    vocabulary: Literal["prompts", "rationales"] = "prompts",
 ) -> Path:
     """Build, save and return the folder of a tiny random-weight model of ``arch``.
 
@@ -256,6 +277,9 @@ def build_tiny_model(
     low-level filters (:func:`init_vision_filters`) instead of random weights: a stand-in for the
     pretrained vision tower a real checkpoint has, so that a model trained from scratch on a few
     hundred clips can see motion and sharpness at all. The weights stay trainable.
+
+    ``vocabulary="rationales"`` trains the tokenizer on the synthetic rationales too
+    (:func:`rationale_texts`; give a larger ``vocab_size``), for models that learn to write them.
     """
     import torch
     import transformers
@@ -266,7 +290,10 @@ def build_tiny_model(
     family: type[Family] = FAMILIES[arch]
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    tokenizer = build_tiny_tokenizer(k, vocab_size=vocab_size)
+    if vocabulary not in ("prompts", "rationales"):
+        raise ValueError(f"unknown vocabulary {vocabulary!r}; choose prompts or rationales")
+    extra = rationale_texts() if vocabulary == "rationales" else []
+    tokenizer = build_tiny_tokenizer(k, vocab_size=vocab_size, extra_texts=extra)
     config = tiny_model_config(
         arch,
         tokenizer,

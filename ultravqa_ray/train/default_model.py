@@ -209,7 +209,8 @@ def train_default_model(
     init = initial_model(work / "init", recipe)
     model = ModelConfig(name_or_path=str(init), device="cpu", dtype="float32")
     sft_cfg, aso_cfg = recipe["sft"], recipe["aso"]
-    data = DataConfig(manifest=str(train_manifest), decode=decode, rationale=sft_cfg["rationale"])
+    data = DataConfig(manifest=str(train_manifest), decode=decode, rationale=sft_cfg["rationale"],
+                      both_answers=sft_cfg.get("both_answers", False))  # fmt: skip
     common = {"output_dir": str(work / "runs"), "workers": 1, "cpus_per_worker": 1.0, "log_every": 50,
               **recipe.get("train", {})}  # fmt: skip
     log(f"default model: SFT ({sft_cfg['epochs']} epochs) after {time.perf_counter() - t0:.0f}s")
@@ -221,12 +222,14 @@ def train_default_model(
     log(f"default model: ASO after {time.perf_counter() - t0:.0f}s")
     aso = fit(TrainConfig(objective="aso", model=sft_model, data=data.model_copy(update={"reference": str(ref.path)}),
                           run_name="aso", epochs=aso_cfg["epochs"], lr=aso_cfg["lr"], batch_size=aso_cfg["batch_size"],
-                          aso=ASOConfig(beta=aso_cfg["beta"]), **common))  # fmt: skip
+                          aso=ASOConfig(beta=aso_cfg["beta"], sft_weight=aso_cfg.get("sft_weight", 0.05)),
+                          **common))  # fmt: skip
     metrics: dict[str, Any] = {}
     for stage, folder in (("sft", sft.model_dir), ("aso", aso.model_dir)):
         log(f"default model: held-out evaluation of {stage} after {time.perf_counter() - t0:.0f}s")
         outcome = evaluate(EvalConfig(model=model.model_copy(update={"name_or_path": folder}),
-                                      manifest=str(heldout_manifest), decode=decode, out=str(cache_dir / f"eval_{stage}")))  # fmt: skip
+                                      manifest=str(heldout_manifest), decode=decode, out=str(cache_dir / f"eval_{stage}"),
+                                      rationales=recipe.get("eval", {}).get("rationales", 0)))  # fmt: skip
         metrics[stage] = json.loads(outcome.metrics_json.read_text())
     target = cache_dir / MODEL_SUBDIR
     shutil.rmtree(target, ignore_errors=True)

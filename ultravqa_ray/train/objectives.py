@@ -57,28 +57,41 @@ def rounded_means(ratings: np.ndarray) -> np.ndarray:
     return np.vectorize(round_half_up)(means).astype(np.int64)
 
 
-def training_samples(rows: Rows, with_rationale: bool) -> list[TrainingSample]:
-    """One sample per (clip, dimension), video-major in DIMENSIONS order."""
+def training_samples(rows: Rows, with_rationale: bool, both_answers: bool = False) -> list[TrainingSample]:
+    """One sample per (clip, dimension), video-major in DIMENSIONS order.
+
+    ``both_answers`` (with a rationale): the ``B * D`` one-pass samples (``"Score: N"``) first, then
+    the ``B * D`` rationale samples in the same order.
+    """
     labels = rounded_means(rows["ratings"])
-    out = []
-    for i, clip in enumerate(clips_from_batch(rows)):
-        rationale = json.loads(str(rows["rationale"][i])) if with_rationale else {}
+    clips = clips_from_batch(rows)
+    plain = [
+        TrainingSample(video=clip, dimension=dim, score=int(labels[i, j]))
+        for i, clip in enumerate(clips)
+        for j, dim in enumerate(DIMENSIONS)
+    ]
+    if not with_rationale:
+        return plain
+    written = []
+    for i, clip in enumerate(clips):
+        rationale = json.loads(str(rows["rationale"][i]))
         for j, dim in enumerate(DIMENSIONS):
-            out.append(
+            written.append(
                 TrainingSample(
                     video=clip, dimension=dim, score=int(labels[i, j]), rationale=rationale.get(dim.value) or None
                 )
             )
-    return out
+    return plain + written if both_answers else written
 
 
 @dataclass(frozen=True)
 class SFTObjective:
     with_rationale: bool = True
+    both_answers: bool = False
     name: str = "sft"
 
     def loss(self, scorer: ScorerModel, forward: Forward, rows: Rows) -> tuple[torch.Tensor, dict[str, float]]:
-        batch = build_training_batch(scorer, training_samples(rows, self.with_rationale))
+        batch = build_training_batch(scorer, training_samples(rows, self.with_rationale, self.both_answers))
         out = forward(batch)
         loss = sft_loss(out.logits, out.labels)
         with torch.no_grad():
@@ -92,20 +105,24 @@ class SFTObjective:
 class ASOObjective:
     config: ASOConfig
     with_rationale: bool = True
+    both_answers: bool = False
     name: str = "aso"
 
     def loss(self, scorer: ScorerModel, forward: Forward, rows: Rows) -> tuple[torch.Tensor, dict[str, float]]:
+        """With ``both_answers`` the KL is taken at the one-pass rows (the first ``B * D``) and the
+        rationale term on the rationale rows; otherwise both on the same rows."""
         cfg = self.config
         with_rationale = self.with_rationale and cfg.sft_weight > 0
-        batch = build_training_batch(scorer, training_samples(rows, with_rationale))
+        batch = build_training_batch(scorer, training_samples(rows, with_rationale, self.both_answers))
         out = forward(batch)
         device = out.score_logits.device
         k = scorer.k
         ratings = torch.as_tensor(rows["ratings"], device=device).reshape(-1, rows["ratings"].shape[-1])
         pi_ref = torch.as_tensor(rows["pi_ref"], device=device).reshape(-1, k)
         result = aso_loss(
-            out.score_logits, pi_ref, ratings, beta=cfg.beta, eps=cfg.eps, reward=cfg.reward, mask=ratings > 0
-        )
+            out.score_logits[: ratings.shape[0]], pi_ref, ratings, beta=cfg.beta, eps=cfg.eps, reward=cfg.reward,
+            mask=ratings > 0,
+        )  # fmt: skip
         sft = None
         if with_rationale:
             rationale_labels = out.labels.masked_fill(~out.rationale_mask, IGNORE_INDEX)
