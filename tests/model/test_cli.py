@@ -97,3 +97,9 @@ def test_score_with_bad_settings_fails_with_one_line(run_cli, tiny_dirs, capsys)
     assert code != 0
     err = capsys.readouterr().err.strip()
     assert len(err.splitlines()) == 1 and "k: Input should be greater than or equal to 2" in err
+
+
+def test_model_default_with_another_recipe_needs_out(run_cli, capsys):
+    assert run_cli(["model", "default", "--recipe", "rationale"]) != 0
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--recipe needs --out" in err

@@ -30,3 +30,25 @@ def test_demo_scores_good_uploads_and_dead_letters_bad_ones(ray_local, serve_htt
                                timeout_s=120),
                     again)["scored"] == 4  # fmt: skip
     assert "corpus cached" in again.getvalue()
+
+
+def test_the_live_table_shows_the_lowest_scored_dimensions_rationale_shortened():
+    from connectors.wire.dimensions import DIMENSIONS
+    from connectors.wire.messages import DecodeInfo, ModelRef, ScoreEvent, Timings
+    from ultravqa_ray.pipelines.demo import short_rationale
+
+    def event(rationale):
+        scores = {d.value: {"score": 3.0, "label": 3, "probs": [0, 0, 1, 0, 0]} for d in DIMENSIONS}
+        scores["clarity_quality"] = {"score": 1.62, "label": 2, "probs": [0.4, 0.6, 0, 0, 0]}
+        return ScoreEvent(
+            video_id="v", uri="/v.mp4", model=ModelRef(name="m", revision="r"), scores=scores, rationale=rationale,
+            decode=DecodeInfo(frames=8, duration_s=1, width=64, height=64), timings_ms=Timings(decode=1, infer=1, total=2),
+        )  # fmt: skip
+
+    written = {d.value: f"{d.label} is fair." for d in DIMENSIONS}
+    written["clarity_quality"] = "Clarity Quality is poor, with strong blur that softens the edges."
+    assert short_rationale(event(written)) == "why clarity 1.62: Clarity Quality is poor, with strong blur that softens the edges."
+    long = {"clarity_quality": "Clarity Quality is poor, with " + "severe noise, " * 20}
+    line = short_rationale(event(long), width=60)
+    assert line is not None and len(line) == 60 and line.endswith("...")
+    assert short_rationale(event(None)) is None and short_rationale(event({"clarity_quality": " "})) is None

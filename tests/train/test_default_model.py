@@ -125,3 +125,33 @@ def test_filter_vision_init_passes_motion_energy(tmp_path):
     with pytest.raises(ValueError, match="vision_init"):
         build_tiny_model("qwen2_5_vl", tmp_path / "bad", vision_init="sobel")  # type: ignore[arg-type]
 
+
+
+def test_colour_filters_pass_exposure_and_saturation(tmp_path):
+    """``vision_init="filters+colour"``: three more energies after the bank's 13, for brightness away
+    from mid-grey (exposure) and for saturation, which the zero-mean gratings cannot see."""
+    import numpy as np
+    import torch
+
+    from ultravqa_ray.model import ModelConfig
+    from ultravqa_ray.model.scorer import ScorerModel
+    from ultravqa_ray.model.tiny import build_tiny_model
+
+    folder = build_tiny_model("qwen2_5_vl", tmp_path / "m", vision_hidden_size=48, vision_init="filters+colour")
+    scorer = ScorerModel(ModelConfig(name_or_path=str(folder), device="cpu", dtype="float32")).setup()
+    rng = np.random.default_rng(0)
+    texture = rng.normal(0, 12, (64, 64, 1))
+
+    def energies(rgb) -> np.ndarray:
+        frames = np.clip(np.array(rgb, dtype=np.float64)[None, None, None] + texture, 0, 255).astype(np.uint8)
+        prepared = scorer.prepare_video(VideoClip.from_frames(np.repeat(frames, 8, axis=0), fps=2.0))
+        with torch.no_grad():
+            out = scorer.model.model.visual(prepared.patches.pixel_values, grid_thw=torch.tensor([list(prepared.patches.grid_thw)]))
+        out = getattr(out, "pooler_output", out)
+        return out[:, 13:16].mean(0).numpy()  # brightness, R-G, R+G-2B
+
+    grey, bright, dark, red = energies([120, 120, 120]), energies([245, 245, 245]), energies([10, 10, 10]), energies([200, 40, 40])
+    assert bright[0] > 2 * grey[0] and dark[0] > 2 * grey[0]  # exposure, both ways
+    assert red[1] > 2 * grey[1] and red[2] > 2 * grey[2]  # saturation
+    with pytest.raises(ValueError, match="vision channels"):
+        build_tiny_model("qwen2_5_vl", tmp_path / "narrow", vision_hidden_size=16, vision_init="filters+colour")

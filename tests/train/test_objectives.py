@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 
 import numpy as np
+import pytest
 import torch
 
 from connectors.wire.dimensions import DIMENSIONS
@@ -36,6 +37,37 @@ def test_training_samples_one_per_video_and_dimension():
     assert [s.dimension for s in samples[:5]] == list(DIMENSIONS) and len(samples) == 10
     assert samples[4].rationale == "Sharp." and samples[9].rationale is None and samples[0].score == 4
     assert all(s.rationale is None for s in training_samples(rows, with_rationale=False))
+
+
+def test_both_answers_put_the_one_pass_samples_first_then_the_rationale_ones():
+    clip = VideoClip.from_frames(np.zeros((4, 8, 8, 3), np.uint8), fps=5.0)
+    rows = {"frames": np.stack([clip.frames] * 2), "timestamps_s": np.stack([clip.timestamps_s] * 2),
+            "decode": np.array([json.dumps(clip.metadata())] * 2, dtype=object), "ratings": np.full((2, 5, 3), 4),
+            "rationale": np.array([json.dumps({d.value: f"{d.label} is good." for d in DIMENSIONS})] * 2, dtype=object)}  # fmt: skip
+    samples = training_samples(rows, with_rationale=True, both_answers=True)
+    assert len(samples) == 20
+    assert all(s.rationale is None for s in samples[:10]) and all(s.rationale for s in samples[10:])
+    assert [(s.dimension, s.score) for s in samples[:10]] == [(s.dimension, s.score) for s in samples[10:]]
+    assert len(training_samples(rows, with_rationale=False, both_answers=True)) == 10  # nothing to add
+
+
+def test_aso_with_both_answers_fits_pi_star_at_the_one_pass_rows(train_corpus, tiny_model, tmp_path):
+    """The KL term equals plain ASO's on the same rows without rationales (the one-pass position,
+    where pi_ref was computed); the rationale rows add only the lambda x SFT term."""
+    from ultravqa_ray.losses import ASOConfig
+    from ultravqa_ray.model.scorer import ScorerModel
+    from ultravqa_ray.train.adapter import forward_train
+    from ultravqa_ray.train.objectives import ASOObjective
+
+    rows = _rows(train_corpus)[0]
+    scorer = ScorerModel(ModelConfig(name_or_path=str(tiny_model), device="cpu")).setup()
+    forward = lambda batch: forward_train(scorer, batch)  # noqa: E731
+    with torch.no_grad():
+        _, both = ASOObjective(ASOConfig(sft_weight=0.1), both_answers=True).loss(scorer, forward, rows)
+        _, plain = ASOObjective(ASOConfig(sft_weight=0.0)).loss(scorer, forward, rows)
+    assert both["aso_kl"] == pytest.approx(plain["aso_kl"], rel=1e-5)
+    assert both["rationale_sft"] > 0
+    assert both["loss"] == pytest.approx(both["aso_kl"] + 0.1 * both["rationale_sft"], rel=1e-5)
 
 
 def test_grpo_runs_on_the_same_loop(train_corpus, tiny_model, tmp_path):

@@ -12,6 +12,8 @@ _SHORTCUTS = (
     ("--mos-csv", "mos_csv", "MOS CSV (KoNViD-1k / LSVQ style) instead of a manifest"),
     ("--video-dir", "video_dir", "folder of the MOS CSV's videos"),
     ("--out", "out", "output folder (metrics.json, index.html, plots/)"),
+    ("--rationales", "rationales", "also generate rationales for the first N videos: sub-attribute precision/recall "
+     "and band contradiction in metrics.json and the report"),
 )
 
 

@@ -47,6 +47,9 @@ def register(sub) -> None:
         ),
     )
     default.add_argument("--out", type=Path, help="train the recipe into this folder (replaces its model)")
+    default.add_argument("--recipe", default="default", choices=["default", "rationale"],
+                         help="with --out: the recipe to run (default: the shipped model's; rationale: the next "
+                              "one, issue 19)")  # fmt: skip
     default.add_argument("--cache-dir", type=Path, default=Path("~/.cache/ultravqa-ray").expanduser(),
                          help="where a model trained without --out is cached (default ~/.cache/ultravqa-ray)")  # fmt: skip
     default.set_defaults(func=run_default)
@@ -80,11 +83,14 @@ def run_init(args) -> int:
 def run_default(args) -> int:
     import logging
 
-    from ultravqa_ray.train.default_model import ensure_default_model
+    from ultravqa_ray.cli import CommandError
+    from ultravqa_ray.train.default_model import RECIPES, ensure_default_model
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(message)s")
+    if args.recipe != "default" and args.out is None:
+        raise CommandError("--recipe needs --out: only a model trained now can follow another recipe")
     if args.out is not None:
-        folder = ensure_default_model(args.out, retrain=True)
+        folder = ensure_default_model(args.out, retrain=True, recipe=RECIPES[args.recipe])
     else:
         folder = ensure_default_model(args.cache_dir / "default-model")
     print(folder)

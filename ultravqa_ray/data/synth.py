@@ -21,6 +21,7 @@ from connectors.wire.dimensions import DIMENSIONS, Dimension
 from ultravqa_ray.data.config import SynthConfig
 from ultravqa_ray.data.factors import Factors, latent_scores, sample_factors, sub_attributes
 from ultravqa_ray.data.rationale import rationale
+from ultravqa_ray.data.real import load_source, real_factors, render_real_clip, resolve_real_sources
 from ultravqa_ray.data.render import encode_clip, render_clip
 from ultravqa_ray.schemas.annotation import AnnotationRecord
 from ultravqa_ray.schemas.manifest import write_manifest
@@ -76,6 +77,12 @@ def clip_streams(
     return tuple(np.random.default_rng(c) for c in children)  # type: ignore[return-value]
 
 
+def source_stream(seed: int, index: int) -> np.random.Generator:
+    """Clip ``index``'s fourth stream (rendered or real, which real source): a corpus with
+    ``real_share = 0`` never draws from it, so its rendered clips are what they were before."""
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(1, index)).spawn(4)[3])
+
+
 def video_id(seed: int, index: int) -> str:
     return f"synth-s{seed}-{index:06d}"
 
@@ -85,12 +92,26 @@ def make_clip(index: int, config: SynthConfig, out_dir: Path, pool: RaterPool) -
     rng_factors, rng_pixels, rng_ratings = clip_streams(config.seed, index)
     factors = sample_factors(rng_factors, config)
     vid = video_id(config.seed, index)
-    frames = render_clip(factors, config, rng_pixels)
+    source = None
+    if config.real_share > 0:
+        rng_source = source_stream(config.seed, index)
+        if rng_source.uniform() < config.real_share:
+            sources = resolve_real_sources(config)
+            source = sources[int(rng_source.integers(len(sources)))]
+    if source is None:
+        frames = render_clip(factors, config, rng_pixels)
+    else:
+        factors = real_factors(factors)
+        footage = load_source(str(source), round(1.5 * min(config.height, config.width)))
+        frames = render_real_clip(factors, config, rng_pixels, footage)
     crf = round(config.crf + factors.compression * (config.crf_max - config.crf))
     encode_clip(
         frames, out_dir / "videos" / f"{vid}.mp4", config.fps, crf=crf, gop=config.gop, preset=config.preset
     )
-    return annotate(index, factors, config, rng_ratings, pool)
+    record = annotate(index, factors, config, rng_ratings, pool)
+    if source is not None:
+        record.metadata["source"] = source.name
+    return record
 
 
 def annotate(

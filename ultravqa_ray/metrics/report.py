@@ -8,6 +8,11 @@ Layout of ``out_dir``::
                                  title), reliability diagram of the label confidence (ECE in the title)
     index.html                   the metrics table, the warnings and the plots, by relative paths
 
+With ``rationale`` (the block of :func:`ultravqa_ray.metrics.rationale.rationale_metrics`, plus
+``examples``), ``metrics.json`` gains a ``rationale`` key (not a field of EvalResult: drop it before
+``EvalResult.model_validate``) and the page a table of sub-attribute
+precision/recall and band contradiction per dimension, and a few generated rationales.
+
 Plots are drawn with matplotlib's Agg canvas on ``Figure`` objects (no pyplot, no global backend
 state), so the report can be written from any thread or Ray worker. matplotlib is imported when a
 report is written, not when this module is.
@@ -16,10 +21,12 @@ report is written, not when this module is.
 from __future__ import annotations
 
 import html
+import json
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -56,6 +63,7 @@ def write_report(
     *,
     title: str = "UltraVQA-Ray evaluation",
     mos: Sequence[MosResult] = (),
+    rationale: Mapping[str, Any] | None = None,
     dpi: int = 90,
 ) -> ReportFiles:
     """Write the report of ``result`` (computed from ``records`` and ``predictions``) into ``out_dir``.
@@ -69,7 +77,11 @@ def write_report(
     (out / "plots").mkdir(parents=True, exist_ok=True)
 
     metrics_json = out / "metrics.json"
-    metrics_json.write_text(result.model_dump_json(indent=2) + "\n", encoding="utf-8")
+    if rationale is None:
+        metrics_json.write_text(result.model_dump_json(indent=2) + "\n", encoding="utf-8")
+    else:
+        summary = {**json.loads(result.model_dump_json()), "rationale": dict(rationale)}
+        metrics_json.write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
 
     plots: dict[Dimension, Path] = {}
     for dim, row in result.per_dimension.items():
@@ -78,7 +90,7 @@ def write_report(
         _plot_dimension(paired, row, plots[dim], dpi)
 
     index_html = out / "index.html"
-    index_html.write_text(_html(result, plots, out, title, mos), encoding="utf-8")
+    index_html.write_text(_html(result, plots, out, title, mos, rationale), encoding="utf-8")
     return ReportFiles(metrics_json=metrics_json, index_html=index_html, plots=plots)
 
 
@@ -195,7 +207,12 @@ def _row(name: str, metrics: Metrics, extra: str = "", css: str = "") -> str:
 
 
 def _html(
-    result: EvalResult, plots: dict[Dimension, Path], out: Path, title: str, mos: Sequence[MosResult]
+    result: EvalResult,
+    plots: dict[Dimension, Path],
+    out: Path,
+    title: str,
+    mos: Sequence[MosResult],
+    rationale: Mapping[str, Any] | None = None,
 ) -> str:
     esc = html.escape
     head = "".join(f"<th>{esc(m)}</th>" for m in METRIC_NAMES)
@@ -246,9 +263,43 @@ def _html(
                 f"<td>{_fmt(res.plcc)}</td><td>{_fmt(res.krcc)}</td><td>{_fmt(res.mae)}</td></tr>"
             )
         parts.append("</table>")
+    if rationale is not None:
+        parts += _rationale_html(rationale)
     parts.append("<h2>Per dimension</h2>")
     for dim, path in plots.items():
         src = esc(path.relative_to(out).as_posix())
         parts.append(f'<h3>{esc(dim.label)}</h3><img src="{src}" alt="{esc(dim.label)} plots">')
     parts.append("</body></html>")
     return "\n".join(parts) + "\n"
+
+
+def _rationale_html(block: Mapping[str, Any]) -> list[str]:
+    """The rationale section: precision/recall/contradiction per dimension, then a few examples."""
+    esc = html.escape
+    names = ("n", "precision", "recall", "contradiction", "no_band")
+    rows = [*block.get("per_dimension", {}).items(), ("overall", block.get("overall", {}))]
+    parts = [
+        "<h2>Rationales</h2>",
+        "<p>Generated rationales read back: sub-attributes cited vs annotated (micro precision and recall), "
+        "and the share whose stated band contradicts the printed score (more than half a band outside it, "
+        "or no band stated).</p>",
+        "<table><tr><th>dimension</th>" + "".join(f"<th>{n}</th>" for n in names) + "</tr>",
+    ]
+    for name, row in rows:
+        cells = "".join(
+            f"<td>{_fmt(row[n]) if isinstance(row.get(n), float) else esc(str(row.get(n)))}</td>"
+            for n in names
+        )
+        css = ' class="overall"' if name == "overall" else ""
+        parts.append(f"<tr{css}><td>{esc(name)}</td>{cells}</tr>")
+    parts.append("</table>")
+    examples = block.get("examples", [])
+    if examples:
+        parts.append("<h3>Examples</h3><ul>")
+        parts += [
+            f"<li>{esc(str(e.get('video_id')))} / {esc(str(e.get('dimension')))} "
+            f"(score {_fmt(float(e.get('score', math.nan)), 2)}): {esc(str(e.get('rationale')))}</li>"
+            for e in examples
+        ]
+        parts.append("</ul>")
+    return parts

@@ -17,6 +17,7 @@ only for Qwen2(.5)-VL, ``video_preprocessor_config.json`` for Qwen3-VL.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -63,14 +64,33 @@ _FILLER = (
 )
 
 
-def build_tiny_tokenizer(k: int = 5, *, vocab_size: int = 640, prompt: PromptConfig | None = None):
-    """A byte-level BPE tokenizer (``TokenizersBackend``) with the Qwen special tokens."""
+def rationale_texts(n_clips: int = 400, seed: int = 12345) -> list[str]:
+    """Rationales of the synthetic corpus' template language (factors only, no pixels): the extra
+    tokenizer corpus of ``vocabulary="rationales"``, so that a rationale is ~2x fewer tokens."""
+    from ultravqa_ray.data.config import SynthConfig
+    from ultravqa_ray.data.factors import sample_factors
+    from ultravqa_ray.data.synth import RaterPool, annotate, clip_streams
+
+    config = SynthConfig(n=n_clips, seed=seed)
+    pool = RaterPool.from_config(config)
+    texts: list[str] = []
+    for i in range(n_clips):
+        rng_factors, _, rng_ratings = clip_streams(seed, i)
+        texts += annotate(i, sample_factors(rng_factors, config), config, rng_ratings, pool).rationale.values()
+    return texts
+
+
+def build_tiny_tokenizer(
+    k: int = 5, *, vocab_size: int = 640, prompt: PromptConfig | None = None, extra_texts: Sequence[str] = ()
+):
+    """A byte-level BPE tokenizer (``TokenizersBackend``) with the Qwen special tokens; ``extra_texts``
+    join the training corpus (e.g. :func:`rationale_texts`)."""
     from tokenizers import Regex, Tokenizer, decoders, models, normalizers, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
     prompt = prompt or PromptConfig()
     scores = [str(s) for s in range(1, k + 1)]
-    corpus = [prompt.system, prompt.answer_prefix, _FILLER, "system user assistant seconds"]
+    corpus = [prompt.system, prompt.answer_prefix, _FILLER, "system user assistant seconds", *extra_texts]
     for d in DIMENSIONS:
         for kk in sorted({5, 10, k}):
             corpus.append(
@@ -244,7 +264,8 @@ def build_tiny_model(
     vocab_size: int = 640,
     init_std: float = 0.1,
     seed: int = 0,
-    vision_init: Literal["random", "filters"] = "random",
+    vision_init: Literal["random", "filters", "filters+colour"] = "random",
+    vocabulary: Literal["prompts", "rationales"] = "prompts",
 ) -> Path:
     """Build, save and return the folder of a tiny random-weight model of ``arch``.
 
@@ -256,6 +277,11 @@ def build_tiny_model(
     low-level filters (:func:`init_vision_filters`) instead of random weights: a stand-in for the
     pretrained vision tower a real checkpoint has, so that a model trained from scratch on a few
     hundred clips can see motion and sharpness at all. The weights stay trainable.
+    ``"filters+colour"`` adds the colour filters of :func:`colour_filters` (exposure and saturation,
+    which aesthetics is made of); it needs ``vision_hidden_size`` of 48 or more.
+
+    ``vocabulary="rationales"`` trains the tokenizer on the synthetic rationales too
+    (:func:`rationale_texts`; give a larger ``vocab_size``), for models that learn to write them.
     """
     import torch
     import transformers
@@ -266,7 +292,10 @@ def build_tiny_model(
     family: type[Family] = FAMILIES[arch]
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    tokenizer = build_tiny_tokenizer(k, vocab_size=vocab_size)
+    if vocabulary not in ("prompts", "rationales"):
+        raise ValueError(f"unknown vocabulary {vocabulary!r}; choose prompts or rationales")
+    extra = rationale_texts() if vocabulary == "rationales" else []
+    tokenizer = build_tiny_tokenizer(k, vocab_size=vocab_size, extra_texts=extra)
     config = tiny_model_config(
         arch,
         tokenizer,
@@ -279,10 +308,10 @@ def build_tiny_model(
     )
     torch.manual_seed(seed)
     model = getattr(transformers, family.model_class)(config).eval()
-    if vision_init == "filters":
-        init_vision_filters(model)
+    if vision_init in ("filters", "filters+colour"):
+        init_vision_filters(model, colour=vision_init == "filters+colour")
     elif vision_init != "random":
-        raise ValueError(f"unknown vision_init {vision_init!r}; choose random or filters")
+        raise ValueError(f"unknown vision_init {vision_init!r}; choose random, filters or filters+colour")
     model.generation_config = GenerationConfig(
         eos_token_id=tokenizer.convert_tokens_to_ids("<|im_end|>"),
         pad_token_id=tokenizer.convert_tokens_to_ids("<|endoftext|>"),
@@ -353,6 +382,23 @@ def vision_filter_bank(patch: int, temporal: int, n: int = 3) -> Any:
     return torch.stack(filters)
 
 
+def colour_filters(patch: int, temporal: int, gain: float = 0.05) -> Any:
+    """``(6, 3, T, P, P)``: three flat colour filters times the temporal sum, each with both signs:
+    brightness (R + G + B), and the two colour differences R - G and R + G - 2B. Their energies are
+    the patch's distance from mid-grey (exposure) and its saturation (colour), which no zero-mean
+    grating sees. Scaled by ``gain`` so that a flat bright patch does not dominate the RMS the
+    merger's norm divides by (a unit-norm flat filter answers ~34x the pixel value)."""
+    import torch
+
+    flat = torch.full((temporal, patch, patch), 1.0)
+    kernels = []
+    for weights in ((1.0, 1.0, 1.0), (1.0, -1.0, 0.0), (1.0, 1.0, -2.0)):
+        k = torch.stack([w * flat for w in weights])
+        k = gain * k / k.norm()
+        kernels += [k, -k]
+    return torch.stack(kernels)
+
+
 def contrast_filters(patch: int, temporal: int, count: int) -> Any:
     """``(count, 3, T, P, P)`` static contrast filters: gratings of one and two cycles per patch,
     several orientations, times the temporal sum (cycled when ``count`` exceeds six)."""
@@ -374,7 +420,9 @@ def contrast_filters(patch: int, temporal: int, count: int) -> Any:
     return torch.stack(kernels)
 
 
-def init_vision_filters(model: Any, n: int = 3, gain: float = 4.0, norm_gain: float = 3.0) -> None:
+def init_vision_filters(
+    model: Any, n: int = 3, gain: float = 4.0, norm_gain: float = 3.0, colour: bool = False
+) -> None:
     """Hand-initialise a Qwen2(.5)-VL vision tower to pass filter energies to the language model.
 
     1. The first ``6 n`` output channels of the patch embedding become :func:`vision_filter_bank`
@@ -396,6 +444,9 @@ def init_vision_filters(model: Any, n: int = 3, gain: float = 4.0, norm_gain: fl
        relative to structure is what tells sharp from blurred, whatever the content's texture. On
        400 synthetic clips this raised held-out SRCC after SFT on content from 0.34 to 0.50 and on
        aesthetics from 0.25 to 0.42 (clarity 0.0 -> 0.13).
+    With ``colour``, :func:`colour_filters` follow the bank (three more energies: exposure and
+    saturation).
+
     4. The vision blocks between them start as the identity: the output projections of their
        attention and MLP branches are zero (the residual stream passes the filter responses on
        unchanged; the branches' other weights stay random, so training can still grow them).
@@ -407,6 +458,8 @@ def init_vision_filters(model: Any, n: int = 3, gain: float = 4.0, norm_gain: fl
     visual = vision_tower(model)
     weight = visual.patch_embed.proj.weight  # (C_out, 3, T, P, P)
     bank = vision_filter_bank(weight.shape[-1], weight.shape[2], n)
+    if colour:
+        bank = torch.cat([bank, colour_filters(weight.shape[-1], weight.shape[2])])
     channels = weight.shape[0]
     mlp = getattr(visual.merger, "mlp", None)
     if not isinstance(mlp, torch.nn.Sequential) or len(mlp) != 3:
@@ -417,7 +470,7 @@ def init_vision_filters(model: Any, n: int = 3, gain: float = 4.0, norm_gain: fl
     if not isinstance(fc1, torch.nn.Linear) or not isinstance(fc2, torch.nn.Linear):
         raise ValueError(f"vision_init=filters needs a Linear-GELU-Linear merger, got {mlp}")
     merged = fc1.in_features // channels  # patches concatenated by the spatial merge
-    if bank.shape[0] * merged > fc1.out_features or bank.shape[0] // 2 > fc2.out_features:
+    if bank.shape[0] > channels or bank.shape[0] * merged > fc1.out_features or bank.shape[0] // 2 > fc2.out_features:
         raise ValueError(
             f"vision_init=filters needs more than {bank.shape[0]} vision channels, got {channels}"
         )

@@ -66,6 +66,11 @@ class DemoConfig(Config):
         description="'default' (the shipped trained checkpoint), 'tiny' (untrained) or a checkpoint folder.",
     )
     bad_inputs: bool = Field(True, description="Also publish bad uploads to show the dead-letter path.")
+    rationale: bool = Field(
+        True,
+        description="Ask for the written rationale of each upload and print one (the lowest-scored dimension's, "
+        "shortened) under its row of the live table.",
+    )
     replicas: int = Field(1, ge=1, le=8, description="Scorer replicas.")
     batching: BatchingConfig = Field(default_factory=BatchingConfig, description="Scorer batching.")
     max_in_flight: int = Field(16, ge=1, description="Bridge back-pressure bound.")
@@ -122,7 +127,7 @@ def run_demo(config: DemoConfig, out: TextIO) -> dict:
             deadline = time.monotonic() + 60  # join the group first: latencies then show the pipeline
             while not bridge.ready()[0] and worker.is_alive() and time.monotonic() < deadline:
                 time.sleep(0.1)
-            uploads = _uploads(records, manifest, work / "uploads", config.bad_inputs)
+            uploads = _uploads(records, manifest, work / "uploads", config.bad_inputs, config.rationale)
             with KafkaSink(settings) as sink:
                 sink.send_all([OutgoingRecord(topics.uploads, key, value) for key, value in uploads])
             n_bad = len(uploads) - len(records)
@@ -177,11 +182,11 @@ def _scorer_app(config: ServeConfig) -> Iterator[None]:
         serve.delete(APP_NAME)
 
 
-def _uploads(records, manifest: Path, folder: Path, bad: bool) -> list[tuple[bytes, bytes]]:
+def _uploads(records, manifest: Path, folder: Path, bad: bool, rationale: bool = False) -> list[tuple[bytes, bytes]]:
     now = datetime.now(UTC)
 
     def event(vid: str, uri: str) -> bytes:
-        return UploadEvent(video_id=vid, uri=uri, event_time=datetime.now(UTC)).to_bytes()
+        return UploadEvent(video_id=vid, uri=uri, event_time=datetime.now(UTC), want_rationale=rationale).to_bytes()
 
     out = [(r.video_id.encode(), event(r.video_id, resolve_uri(r.uri, manifest))) for r in records]
     if bad:
@@ -241,6 +246,8 @@ def _collect(settings: KafkaSettings, topics: Topics, published: dict[str, datet
                         f"{ev.scores[d].score:>8.2f}" if d in ev.scores else f"{'-':>8}" for d in DIMENSIONS
                     )
                     say(f"  {ev.video_id[:22]:<22}{cells}{latency:>8.0f}ms")
+                    if (why := short_rationale(ev)) is not None:
+                        say(f"    {why}")
                 else:
                     letter = DeadLetter.from_bytes(rec.value)
                     dead[letter.error_kind.value] += 1
@@ -263,6 +270,19 @@ def _collect(settings: KafkaSettings, topics: Topics, published: dict[str, datet
         f"{summary['missing']} missing, in {elapsed:.1f}s; produce-to-score latency p50 "
         f"{summary['latency_ms_p50']} ms, p95 {summary['latency_ms_p95']} ms")  # fmt: skip
     return summary, scored
+
+
+def short_rationale(event: ScoreEvent, width: int = 96) -> str | None:
+    """One rationale of a score event, shortened for the live table: the lowest-scored dimension's
+    (what the model finds worst, and why), e.g. ``why clarity 1.62: Clarity Quality is poor, with
+    strong blur that softens the edges.``; None when the event has no rationale."""
+    written = {d: t for d, t in (event.rationale or {}).items() if t.strip() and d in event.scores}
+    if not written:
+        return None
+    dim = min(written, key=lambda d: event.scores[d].score)
+    text = " ".join(written[dim].split())
+    line = f"why {SHORT[dim.value]} {event.scores[dim].score:.2f}: {text}"
+    return line if len(line) <= width else line[: width - 3].rstrip() + "..."
 
 
 def _agreement(records, scored: dict[str, ScoreEvent]) -> dict[str, float]:

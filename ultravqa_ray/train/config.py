@@ -42,6 +42,12 @@ class DataConfig(Config):
     )
     limit: int | None = Field(None, ge=1, description="Use only the first N records (smoke runs).")
     rationale: bool = Field(True, description="Train on '<rationale> Score: N' (False: 'Score: N' only).")
+    both_answers: bool = Field(
+        False,
+        description="With rationale: train each (video, dimension) on both answers, '<rationale> Score: N' and "
+        "the one-pass 'Score: N', so that the score read without a rationale is trained too; ASO then fits "
+        "pi* at the one-pass position, where the reference pass computed pi_ref.",
+    )
     decode_batch_size: int = Field(16, ge=1, description="Videos per Ray Data decode task.")
     shuffle_seed: int | None = Field(0, description="Seed of the per-epoch local shuffle (None: no shuffle).")
     storage: dict[str, str] = Field(
@@ -170,6 +176,12 @@ class EvalConfig(Config):
     batch_size: int = Field(8, ge=1, description="Videos per scoring call.")
     limit: int | None = Field(None, ge=1, description="Evaluate only the first N videos.")
     title: str = Field("UltraVQA-Ray evaluation", description="Report title.")
+    rationales: int = Field(
+        0,
+        ge=0,
+        description="Generate rationales for the first N videos of the manifest and report sub-attribute "
+        "precision/recall and band contradiction (0: none; generation is slower than scoring).",
+    )
 
     @model_validator(mode="after")
     def _one_source(self) -> EvalConfig:

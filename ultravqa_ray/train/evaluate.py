@@ -6,6 +6,12 @@ the raters for a manifest, SRCC/PLCC/KRCC/MAE against MOS for a KoNViD-1k / LSVQ
 dimension's expected score and their mean). ``out`` receives ``metrics.json``, ``index.html`` and
 ``plots/`` (confusion matrix, predicted-vs-rater scatter, calibration per dimension). Videos that
 cannot be decoded are counted, listed as missing, and skipped.
+
+With ``rationales = N`` the first N videos of a manifest are also scored with generated rationales
+(in this process, :meth:`ScorerModel.score_clips` with ``rationale=True``: the score printed is the one
+read after the rationale), and ``metrics.json`` / the report gain the ``rationale`` block
+(:mod:`ultravqa_ray.metrics.rationale`: sub-attribute precision/recall against the annotations and
+the share of rationales whose band contradicts their score).
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from typing import Any
 import numpy as np
 
 from connectors.wire.dimensions import DIMENSIONS, Dimension
+from connectors.wire.errors import ProcessingError
 from ultravqa_ray.metrics import (
     EvalResult,
     MosResult,
@@ -31,6 +38,7 @@ from ultravqa_ray.metrics import (
 )
 from ultravqa_ray.model.folder import read_scoring
 from ultravqa_ray.model.scorer import ScorerModel
+from ultravqa_ray.schemas.annotation import AnnotationRecord
 from ultravqa_ray.schemas.manifest import read_manifest, resolve_uri
 from ultravqa_ray.score_ops import argmax_label, expected_score
 from ultravqa_ray.train.config import EvalConfig
@@ -60,13 +68,16 @@ def read_outs(probs: dict[str, np.ndarray]) -> dict[str, dict[Dimension, dict[st
         t = t / t.sum(-1, keepdim=True)
         scores, labels = expected_score(t).tolist(), argmax_label(t).tolist()
         out[vid] = {
-            d: {"score": scores[j], "label": labels[j], "probs": t[j].tolist()} for j, d in enumerate(DIMENSIONS)
+            d: {"score": scores[j], "label": labels[j], "probs": t[j].tolist()}
+            for j, d in enumerate(DIMENSIONS)
         }
     return out
 
 
 def _cache(out: Path, rows: list[dict[str, Any]], config: EvalConfig) -> Path:
-    digest = hashlib.sha256(json.dumps([r["uri"] for r in rows]).encode() + config.decode.model_dump_json().encode())
+    digest = hashlib.sha256(
+        json.dumps([r["uri"] for r in rows]).encode() + config.decode.model_dump_json().encode()
+    )
     digest.update(f"format={CACHE_FORMAT}".encode())
     return out / ".decoded" / digest.hexdigest()[:16]
 
@@ -85,6 +96,45 @@ def _with_model_decode(config: EvalConfig) -> EvalConfig:
     return config
 
 
+def rationale_block(
+    config: EvalConfig, records: list[AnnotationRecord], n_examples: int = 10
+) -> dict[str, Any]:
+    """Generate rationales for ``records`` and read them back (module docstring); videos that fail
+    to decode or score are counted in ``skipped``."""
+    from ultravqa_ray.metrics.rationale import rationale_metrics
+    from ultravqa_ray.video.decoder import decode_video
+
+    scorer = ScorerModel(config.model).setup()
+    items: dict[Dimension, list[tuple[str, float, list[str]]]] = {d: [] for d in DIMENSIONS}
+    examples: list[dict[str, Any]] = []
+    skipped = 0
+    for start in range(0, len(records), config.batch_size):
+        part, clips = [], []
+        for rec in records[start : start + config.batch_size]:
+            try:
+                clips.append(decode_video(resolve_uri(rec.uri, str(config.manifest)), config.decode))
+                part.append(rec)
+            except ProcessingError:
+                skipped += 1
+        for rec, res in zip(part, scorer.score_clips(clips, DIMENSIONS, rationale=True), strict=True):
+            if isinstance(res, ProcessingError) or res.rationale is None:
+                skipped += 1
+                continue
+            for d in DIMENSIONS:
+                text = res.rationale.get(d, "")
+                items[d].append((text, res[d].score, list(rec.sub_attributes.get(d, []))))
+                if len(examples) < n_examples:
+                    examples.append(
+                        {
+                            "video_id": rec.video_id,
+                            "dimension": d.value,
+                            "score": res[d].score,
+                            "rationale": text,
+                        }
+                    )
+    return {**rationale_metrics(items, config.model.k), "skipped": skipped, "examples": examples}
+
+
 def evaluate(config: EvalConfig) -> EvalOutcome:
     """Score, compute metrics, write ``metrics.json`` + report into ``config.out``."""
     from ultravqa_ray.train.trainer import ensure_ray
@@ -100,7 +150,9 @@ def evaluate(config: EvalConfig) -> EvalOutcome:
         items = []
     else:
         assert config.mos_csv is not None
-        items = read_mos_csv(config.mos_csv, video_dir=config.video_dir, pattern=config.mos_pattern)[: config.limit]
+        items = read_mos_csv(config.mos_csv, video_dir=config.video_dir, pattern=config.mos_pattern)[
+            : config.limit
+        ]
         rows = [{"video_id": i.video_id, "uri": i.uri} for i in items]
         records = []
     config = _with_model_decode(config)
@@ -126,7 +178,8 @@ def evaluate(config: EvalConfig) -> EvalOutcome:
         mos = [evaluate_mos(items, predictions, d, k=k, mos_range=config.mos_range) for d in DIMENSIONS]
         mos.append(evaluate_mos(items, predictions, list(DIMENSIONS), k=k, mos_range=config.mos_range))
     result = evaluate_predictions(records, predictions, k=k, meta=meta, dimensions=None if records else [])
-    files = write_report(result, records, predictions, out, k=k, title=config.title, mos=mos)
+    block = rationale_block(config, records[: config.rationales]) if config.rationales and records else None
+    files = write_report(result, records, predictions, out, k=k, title=config.title, mos=mos, rationale=block)
     if mos:
         summary = json.loads(files.metrics_json.read_text())
         summary["mos"] = [m.model_dump(mode="json") for m in mos]

@@ -112,9 +112,9 @@ def param_groups(model: torch.nn.Module, module: torch.nn.Module, config: TrainC
 
 def make_objective(config: TrainConfig, scorer: ScorerModel) -> Objective:
     if config.objective == "sft":
-        return SFTObjective(with_rationale=config.data.rationale)
+        return SFTObjective(with_rationale=config.data.rationale, both_answers=config.data.both_answers)
     if config.objective == "aso":
-        return ASOObjective(config.aso, with_rationale=config.data.rationale)
+        return ASOObjective(config.aso, with_rationale=config.data.rationale, both_answers=config.data.both_answers)
     if config.objective in ("soft_sft", "expected_score"):
         head = config.soft_label if config.objective == "soft_sft" else config.expected_score
         return ScoreHeadObjective(head, config.objective, with_rationale=config.data.rationale)

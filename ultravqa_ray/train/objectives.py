@@ -57,57 +57,93 @@ def rounded_means(ratings: np.ndarray) -> np.ndarray:
     return np.vectorize(round_half_up)(means).astype(np.int64)
 
 
-def training_samples(rows: Rows, with_rationale: bool) -> list[TrainingSample]:
-    """One sample per (clip, dimension), video-major in DIMENSIONS order."""
+def training_samples(rows: Rows, with_rationale: bool, both_answers: bool = False) -> list[TrainingSample]:
+    """One sample per (clip, dimension), video-major in DIMENSIONS order.
+
+    ``both_answers`` (with a rationale): the ``B * D`` one-pass samples (``"Score: N"``) first, then
+    the ``B * D`` rationale samples in the same order.
+    """
     labels = rounded_means(rows["ratings"])
-    out = []
-    for i, clip in enumerate(clips_from_batch(rows)):
-        rationale = json.loads(str(rows["rationale"][i])) if with_rationale else {}
+    clips = clips_from_batch(rows)
+    plain = [
+        TrainingSample(video=clip, dimension=dim, score=int(labels[i, j]))
+        for i, clip in enumerate(clips)
+        for j, dim in enumerate(DIMENSIONS)
+    ]
+    if not with_rationale:
+        return plain
+    written = []
+    for i, clip in enumerate(clips):
+        rationale = json.loads(str(rows["rationale"][i]))
         for j, dim in enumerate(DIMENSIONS):
-            out.append(
+            written.append(
                 TrainingSample(
                     video=clip, dimension=dim, score=int(labels[i, j]), rationale=rationale.get(dim.value) or None
                 )
             )
-    return out
+    return plain + written if both_answers else written
 
 
 @dataclass(frozen=True)
 class SFTObjective:
     with_rationale: bool = True
+    both_answers: bool = False
     name: str = "sft"
 
     def loss(self, scorer: ScorerModel, forward: Forward, rows: Rows) -> tuple[torch.Tensor, dict[str, float]]:
-        batch = build_training_batch(scorer, training_samples(rows, self.with_rationale))
+        batch = build_training_batch(scorer, training_samples(rows, self.with_rationale, self.both_answers))
         out = forward(batch)
-        loss = sft_loss(out.logits, out.labels)
+        if self.both_answers and self.with_rationale:
+            loss = self._both_answers_loss(batch, out, rows["ratings"].shape[0] * len(DIMENSIONS))
+        else:
+            loss = sft_loss(out.logits, out.labels)
         with torch.no_grad():
             score_ce = torch.nn.functional.cross_entropy(
                 out.score_logits.float(), batch.score_level.to(out.score_logits.device) - 1
             )
         return loss, {"loss": float(loss.detach()), "score_ce": float(score_ce)}
 
+    @staticmethod
+    def _both_answers_loss(batch: TrainingBatch, out: TrainOutput, n_plain: int) -> torch.Tensor:
+        """SFT on the rationale rows' whole answer plus the score token's cross-entropy at the one-pass
+        rows (the first ``n_plain``). Only the score token of a one-pass row is a target: the answer
+        prefix before it is forced by the scorer, and training it would teach the model to open every
+        answer with "Score:", so a rationale would never be written."""
+        rows = torch.arange(n_plain, device=out.logits.device)
+        at = batch.score_index[:n_plain].to(out.logits.device) - out.offset
+        one_pass = torch.nn.functional.cross_entropy(out.logits[rows, at].float(), out.labels[rows, at + 1])
+        return sft_loss(out.logits[n_plain:], out.labels[n_plain:]) + one_pass
+
 
 @dataclass(frozen=True)
 class ASOObjective:
     config: ASOConfig
     with_rationale: bool = True
+    both_answers: bool = False
     name: str = "aso"
 
     def loss(self, scorer: ScorerModel, forward: Forward, rows: Rows) -> tuple[torch.Tensor, dict[str, float]]:
+        """With ``both_answers`` the KL is taken at the one-pass rows (the first ``B * D``) and the
+        ``lambda`` x SFT term on the rationale rows' whole answer (the rationale, then ``Score: N``, so
+        that generation keeps closing its rationale with the answer prefix); otherwise both on the
+        same rows, the SFT term on the rationale tokens only."""
         cfg = self.config
         with_rationale = self.with_rationale and cfg.sft_weight > 0
-        batch = build_training_batch(scorer, training_samples(rows, with_rationale))
+        batch = build_training_batch(scorer, training_samples(rows, with_rationale, self.both_answers))
         out = forward(batch)
         device = out.score_logits.device
         k = scorer.k
         ratings = torch.as_tensor(rows["ratings"], device=device).reshape(-1, rows["ratings"].shape[-1])
         pi_ref = torch.as_tensor(rows["pi_ref"], device=device).reshape(-1, k)
         result = aso_loss(
-            out.score_logits, pi_ref, ratings, beta=cfg.beta, eps=cfg.eps, reward=cfg.reward, mask=ratings > 0
-        )
+            out.score_logits[: ratings.shape[0]], pi_ref, ratings, beta=cfg.beta, eps=cfg.eps, reward=cfg.reward,
+            mask=ratings > 0,
+        )  # fmt: skip
         sft = None
-        if with_rationale:
+        n_plain = ratings.shape[0]
+        if with_rationale and self.both_answers:  # the rationale rows' whole answer: the text, then "Score: N"
+            sft = sft_loss(out.logits[n_plain:], out.labels[n_plain:])
+        elif with_rationale:
             rationale_labels = out.labels.masked_fill(~out.rationale_mask, IGNORE_INDEX)
             sft = sft_loss(out.logits, rationale_labels)
         loss = aso_total_loss(result.loss, sft, cfg.sft_weight)
