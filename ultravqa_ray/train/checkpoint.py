@@ -3,7 +3,8 @@
 Layout of one checkpoint folder::
 
     model/              save_pretrained (config.json, model.safetensors), tokenizer, preprocessor config,
-                        scoring_config.json (decode settings, K, dimensions, prompt version)
+                        scoring_config.json (decode settings, K, dimensions, prompt version),
+                        checksums.json (sha256 of every file: verified when fetched from s3:// or gs://)
     optimizer.pt        optimiser and LR-scheduler state (full, unsharded)
     train_state.json    {"epoch": e (completed), "step": global optimiser step, "objective": ...}
 
@@ -20,6 +21,7 @@ from typing import Any
 import torch
 
 from ultravqa_ray.model.folder import ScoringSettings
+from ultravqa_ray.model.store import write_checksums
 
 MODEL_DIR = "model"
 OPTIMIZER_FILE = "optimizer.pt"
@@ -50,6 +52,7 @@ def save_checkpoint(
             shutil.copy2(source / name, model_dir / name)
     if scoring is not None:
         scoring.write(model_dir)
+    write_checksums(model_dir)  # what a fetch from object storage verifies (ultravqa_ray.model.store)
     torch.save(optimizer_state, folder / OPTIMIZER_FILE)
     (folder / STATE_FILE).write_text(json.dumps(train_state, indent=2) + "\n")
     return folder
