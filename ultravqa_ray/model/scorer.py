@@ -251,6 +251,7 @@ class ScorerModel:
         return self._model_ref
 
     def _compute_model_ref(self, source: str | None = None) -> ModelRef:
+        source = source or self.config.name_or_path
         name = model_folder(self.config.name_or_path)
         if Path(name).is_dir():
             shown = source.rstrip("/") if source is not None and is_remote(source) else name
