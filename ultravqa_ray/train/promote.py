@@ -60,9 +60,9 @@ class PromotionOutcome:
 
 def promote(config: PromoteConfig) -> PromotionOutcome:
     """Evaluate both models, apply the gate, write the promotion record (module docstring)."""
-    from ultravqa_ray.model.folder import apply_folder_settings, folder_decode_config
+    from ultravqa_ray.model.folder import folder_decode_config
     from ultravqa_ray.train.config import EvalConfig
-    from ultravqa_ray.train.evaluate import evaluate, read_predictions
+    from ultravqa_ray.train.evaluate import evaluate
 
     started = time.perf_counter()
     out = Path(config.out)
@@ -70,35 +70,45 @@ def promote(config: PromoteConfig) -> PromotionOutcome:
     decode = config.decode or folder_decode_config(config.candidate)
     evals: dict[str, Path] = {}
     for role, model in (("candidate", config.candidate), ("baseline", config.baseline)):
-        outcome = evaluate(EvalConfig(
+        evaluated = evaluate(EvalConfig(
             model=ModelConfig(name_or_path=model, device=config.device), manifest=config.heldout, decode=decode,
             out=str(out / role), actors=config.actors, cpus_per_actor=config.cpus_per_actor,
             gpus_per_actor=config.gpus_per_actor, batch_size=config.batch_size, title=f"{role}: {model}",
         ))  # fmt: skip
-        evals[role] = outcome.metrics_json.parent
-    k = apply_folder_settings(ModelConfig(name_or_path=config.candidate)).k
-    records = read_manifest(config.heldout, k=k)
-    result = compare(records, read_predictions(evals["candidate"]), read_predictions(evals["baseline"]), k=k,
-                     rule=config.rule)  # fmt: skip
-    record = promotion_record(config, result, decode)
-    record["wall_s"] = time.perf_counter() - started
-    record_json = out / RECORD_FILE
-    record_json.write_text(json.dumps(record, indent=2) + "\n")
-    report_html = write_promotion_report(record, out, link_from=evals["candidate"] / "index.html")
-    log.info("promotion of %s over %s: %s", config.candidate, config.baseline,
-             "accepted" if record["accepted"] else "refused: " + "; ".join(record["reasons"]))  # fmt: skip
-    return PromotionOutcome(accepted=bool(record["accepted"]), record=record, record_json=record_json,
-                            report_html=report_html)  # fmt: skip
+        evals[role] = evaluated.metrics_json.parent
+    outcome = decide(config.candidate, config.baseline, config.heldout, evals["candidate"], evals["baseline"],
+                     rule=config.rule, decode=decode, out=out)  # fmt: skip
+    outcome.record["wall_s"] = time.perf_counter() - started
+    outcome.record_json.write_text(json.dumps(outcome.record, indent=2) + "\n")
+    return outcome
 
 
-def promotion_record(config: PromoteConfig, result: dict[str, Any], decode: DecodeConfig) -> dict[str, Any]:
-    """The JSON record: both models named and hashed, the held-out set hashed, then the gate's result."""
-    return {
+def decide(
+    candidate: str, baseline: str, heldout: str, candidate_eval: Path, baseline_eval: Path, *,
+    rule: GateRule, decode: DecodeConfig, out: Path,
+) -> PromotionOutcome:  # fmt: skip
+    """The gate on two evaluations of the same held-out manifest (folders with predictions.json):
+    writes ``out/promotion.json`` and ``out/promotion.html`` (also linked into the candidate's report)."""
+    from ultravqa_ray.model.folder import apply_folder_settings
+    from ultravqa_ray.train.evaluate import read_predictions
+
+    out.mkdir(parents=True, exist_ok=True)
+    k = apply_folder_settings(ModelConfig(name_or_path=candidate)).k
+    records = read_manifest(heldout, k=k)
+    result = compare(records, read_predictions(candidate_eval), read_predictions(baseline_eval), k=k, rule=rule)
+    record = {
         "format_version": 1,
         "decided_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "candidate": {"model": config.candidate, "content_hash": content_hash(config.candidate)},
-        "baseline": {"model": config.baseline, "content_hash": content_hash(config.baseline)},
-        "heldout": {"manifest": config.heldout, "sha256": hashlib.sha256(manifest_bytes(config.heldout)).hexdigest()},
+        "candidate": {"model": candidate, "content_hash": content_hash(candidate), "evaluation": str(candidate_eval)},
+        "baseline": {"model": baseline, "content_hash": content_hash(baseline), "evaluation": str(baseline_eval)},
+        "heldout": {"manifest": heldout, "sha256": hashlib.sha256(manifest_bytes(heldout)).hexdigest()},
         "decode": decode.model_dump(mode="json"),
         **result,
     }
+    record_json = out / RECORD_FILE
+    record_json.write_text(json.dumps(record, indent=2) + "\n")
+    report_html = write_promotion_report(record, out, link_from=candidate_eval / "index.html")
+    log.info("promotion of %s over %s: %s", candidate, baseline,
+             "accepted" if record["accepted"] else "refused: " + "; ".join(record["reasons"]))  # fmt: skip
+    return PromotionOutcome(accepted=bool(record["accepted"]), record=record, record_json=record_json,
+                            report_html=report_html)  # fmt: skip
