@@ -135,3 +135,17 @@ def test_pickle_weights_are_refused(s3_env, tiny_dirs):
 def test_missing_folder_is_a_clear_error(s3_env):
     with pytest.raises(ModelFetchError, match="empty or does not exist"):
         fetch_model("s3://models/no-such-model")
+
+
+def test_resume_finds_the_newest_checkpoint_on_s3(s3_env):
+    import json as _json
+
+    from ultravqa_ray.train.checkpoint import latest_checkpoint_uri
+
+    for name, step, complete in (("checkpoint_000000", 2, True), ("checkpoint_000001", 4, True),
+                                 ("checkpoint_000002", 6, False)):  # fmt: skip
+        s3_env.upload("runs", f"sft/{name}/train_state.json", _json.dumps({"step": step}).encode())
+        if complete:  # a checkpoint cut short (no model/config.json) is not resumed from
+            s3_env.upload("runs", f"sft/{name}/model/config.json", b"{}")
+    assert latest_checkpoint_uri("s3://runs/sft") == "s3://runs/sft/checkpoint_000001"
+    assert latest_checkpoint_uri("s3://runs/none") is None

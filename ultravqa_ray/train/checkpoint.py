@@ -71,3 +71,21 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
         if (path / STATE_FILE).exists() and (path / MODEL_DIR / "config.json").exists():
             found.append((read_train_state(path)["step"], path.stat().st_mtime, path))
     return max(found)[2] if found else None
+
+
+def latest_checkpoint_uri(run_uri: str) -> str | None:
+    """The newest complete checkpoint of a run on object storage (``s3://.../<run>``), if any: the
+    ``checkpoint_*`` folder with a train state and a model config whose state has the highest step."""
+    from connectors.listing import list_prefix
+    from connectors.storage import object_filesystem
+
+    base = run_uri.rstrip("/")
+    names = {e.video_id for e in list_prefix(base + "/")}
+    found = []
+    for name in names:
+        folder, _, leaf = name.partition("/")
+        if folder.startswith("checkpoint_") and leaf == STATE_FILE and f"{folder}/{MODEL_DIR}/config.json" in names:
+            filesystem, path = object_filesystem(f"{base}/{name}")
+            with filesystem.open_input_stream(path) as fh:
+                found.append((json.loads(fh.read())["step"], folder))
+    return f"{base}/{max(found)[1]}" if found else None
