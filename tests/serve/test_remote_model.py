@@ -74,6 +74,7 @@ def test_serve_loads_the_model_from_s3(serve_http, remote_model, clip_dir, monke
         serve.delete(APP)
 
 
+@pytest.mark.slow  # a Ray Data evaluation: 91 s on the shared 2-core machine (load average ~50)
 def test_evaluate_reads_model_and_manifest_from_s3(ray_local, s3_server, remote_model, tmp_path, monkeypatch):
     from ultravqa_ray.data.config import SynthConfig
     from ultravqa_ray.data.synth import generate_corpus
