@@ -62,7 +62,7 @@ def run(args) -> int:
     except ValueError as exc:  # an override that does not apply, an unreadable scoring_config.json
         raise CommandError(str(exc).splitlines()[0]) from exc
     local = Path(args.model).expanduser()
-    if not local.exists() and (args.model.startswith((".", "/", "~")) or args.model.count("/") != 1):
+    if "://" not in args.model and not local.exists() and (args.model.startswith((".", "/", "~")) or args.model.count("/") != 1):
         raise CommandError(
             f"model folder {args.model} does not exist (build one with 'ultravqa-ray model init')"
         )

@@ -303,3 +303,55 @@ def _rationale_html(block: Mapping[str, Any]) -> list[str]:
         ]
         parts.append("</ul>")
     return parts
+
+
+# --- promotion gate -----------------------------------------------------------------------------
+
+
+def promotion_section(record: dict) -> str:
+    """The HTML section of a promotion record (:mod:`ultravqa_ray.metrics.gate`): decision, reasons,
+    and per dimension and on the mean the improvement of each metric with its paired interval."""
+    esc = html.escape
+    verdict = "accepted" if record["accepted"] else "refused"
+    rule = record["rule"]
+    parts = [
+        f'<h2>Promotion gate: <span class="{"ok" if record["accepted"] else "warn"}">{verdict}</span></h2>',
+        f"<p>candidate {esc(record['candidate']['model'])} ({esc(record['candidate']['content_hash'][:19])}) "
+        f"against baseline {esc(record['baseline']['model'])} ({esc(record['baseline']['content_hash'][:19])}), "
+        f"{record['n_videos']} held-out videos, paired bootstrap ({rule['draws']} draws, "
+        f"{rule['level']:.0%} intervals). Positive = the candidate is better.</p>",
+    ]
+    if record["reasons"]:
+        parts.append("<ul>" + "".join(f'<li class="warn">{esc(r)}</li>' for r in record["reasons"]) + "</ul>")
+    metrics = list(record["mean"])
+    head = "".join(f"<th>{esc(m)} improvement [interval]</th>" for m in metrics)
+    parts.append(f"<table><tr><th>dimension</th>{head}</tr>")
+
+    def cell(entry: dict) -> str:
+        lo, hi = entry["interval"]
+        return f"<td>{_fmt(entry['improvement'])} [{_fmt(lo)}, {_fmt(hi)}]</td>"
+
+    for dim, row in record["per_dimension"].items():
+        parts.append(f"<tr><td>{esc(dim)}</td>" + "".join(cell(row[m]) for m in metrics) + "</tr>")
+    parts.append('<tr class="overall"><td>mean</td>' + "".join(cell(record["mean"][m]) for m in metrics) + "</tr>")
+    parts.append("</table>")
+    return "\n".join(parts) + "\n"
+
+
+def write_promotion_report(record: dict, out_dir: str | Path, *, link_from: Path | None = None) -> Path:
+    """``out_dir/promotion.html``; the section is also added to the report ``link_from`` (an evaluation's
+    ``index.html``), above its per-dimension plots."""
+    out = Path(out_dir)
+    section = promotion_section(record)
+    page = out / "promotion.html"
+    page.write_text(
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>Promotion gate</title>'
+        f"<style>{_CSS}</style></head><body>\n{section}</body></html>\n",
+        encoding="utf-8",
+    )
+    if link_from is not None and link_from.exists():
+        text = link_from.read_text(encoding="utf-8")
+        marker = "<h2>Per dimension</h2>"
+        text = text.replace(marker, section + marker, 1) if marker in text else text.replace("</body>", section + "</body>")
+        link_from.write_text(text, encoding="utf-8")
+    return page

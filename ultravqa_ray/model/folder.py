@@ -27,6 +27,7 @@ from pydantic import Field
 from connectors.wire.dimensions import DIMENSIONS
 from ultravqa_ray.config import Config
 from ultravqa_ray.model.config import ModelConfig, PromptConfig
+from ultravqa_ray.model.store import fetch_model, is_remote
 from ultravqa_ray.video.config import DecodeConfig
 
 SCORING_FILE = "scoring_config.json"
@@ -69,8 +70,11 @@ def prompt_version(model: ModelConfig) -> str:
 
 def model_folder(name_or_path: str) -> str:
     """The checkpoint to load for a user's ``--model``: a folder with ``config.json`` as given, a
-    folder whose weights sit in ``model/`` (the default model's layout) that subfolder, anything
-    else (a hub name) unchanged."""
+    folder whose weights sit in ``model/`` (the default model's layout) that subfolder, an ``s3://``
+    or ``gs://`` folder its verified local copy (:func:`ultravqa_ray.model.store.fetch_model`, which
+    also picks ``model/``), anything else (a hub name) unchanged."""
+    if is_remote(name_or_path):
+        return str(fetch_model(name_or_path).path)
     path = Path(name_or_path).expanduser()
     if path.is_dir() and not (path / "config.json").exists() and (path / WEIGHTS_SUBDIR / "config.json").exists():
         return str(path / WEIGHTS_SUBDIR)

@@ -48,6 +48,7 @@ from ultravqa_ray.model.folder import apply_folder_settings, model_folder
 from ultravqa_ray.model.hf_utils import quiet_progress_bars
 from ultravqa_ray.model.preprocess import VideoPatches, VisionSpec, load_processor_config, preprocess_video
 from ultravqa_ray.model.prompts import PromptBuilder
+from ultravqa_ray.model.store import is_remote
 from ultravqa_ray.score_ops import argmax_label, expected_score, score_log_probs
 from ultravqa_ray.video.clip import VideoClip
 
@@ -150,6 +151,7 @@ class ScorerModel:
         from transformers import AutoConfig, AutoModelForImageTextToText, AutoTokenizer
 
         # The folder's own scoring settings (K, score strings, prompt) unless set explicitly.
+        source = self.config.name_or_path  # an s3:// or gs:// name stays the model's name in its ref
         cfg = self.config = apply_folder_settings(self.config)
         device, dtype = resolve_device_dtype(cfg.device, cfg.dtype)
         common = {
@@ -181,7 +183,7 @@ class ScorerModel:
         self._device, self._dtype = device, dtype
         self._model = model
         if self._model_ref is None:
-            self._model_ref = self._compute_model_ref()
+            self._model_ref = self._compute_model_ref(source)
         log.info(
             "scorer %s (%s) on %s/%s, K=%d, %s pixels %d..%d, patch %d, merge %d",
             cfg.name_or_path, family_cls.name, device, str(dtype).removeprefix("torch."), cfg.k,
@@ -248,10 +250,12 @@ class ScorerModel:
             self._model_ref = self._compute_model_ref()
         return self._model_ref
 
-    def _compute_model_ref(self) -> ModelRef:
+    def _compute_model_ref(self, source: str | None = None) -> ModelRef:
+        source = source or self.config.name_or_path
         name = model_folder(self.config.name_or_path)
         if Path(name).is_dir():
-            return ModelRef(name=name, revision=weights_digest(name))
+            shown = source.rstrip("/") if source is not None and is_remote(source) else name
+            return ModelRef(name=shown, revision=weights_digest(name))
         commit = getattr(getattr(self._model, "config", None), "_commit_hash", None)
         return ModelRef(name=name, revision=commit or self.config.revision or "unknown")
 

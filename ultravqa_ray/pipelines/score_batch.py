@@ -49,6 +49,7 @@ from connectors.listing import list_prefix, read_manifest_entries
 from connectors.storage import object_filesystem
 from connectors.wire.errors import ErrorKind
 from connectors.wire.messages import DeadLetter
+from ultravqa_ray.model.store import forwarded_env
 from ultravqa_ray.pipelines.kafka_client import FALLBACK_ORIGINAL_BYTES, Output, deliver, describe_failure
 from ultravqa_ray.pipelines.score_batch_config import ScoreBatchConfig
 from ultravqa_ray.pipelines.score_batch_stages import (
@@ -190,7 +191,8 @@ def _decode_and_score(dataset, config: ScoreBatchConfig):
     num_gpus = res.num_gpus
     if num_gpus is None:
         num_gpus = 1.0 if ray.cluster_resources().get("GPU", 0) > 0 else 0.0
-    runtime_env = {"env_vars": dict(res.worker_env)} if res.worker_env else None
+    env = {**forwarded_env(), **res.worker_env}  # an s3:// model: the driver's endpoint and model cache
+    runtime_env = {"env_vars": env} if env else None
     decoded = dataset.map_batches(
         decode_inputs,
         batch_format="numpy",

@@ -1,6 +1,7 @@
 """The model a Serve replica loads, and the decode settings it expects. Serving only loads models.
 
-``ServeConfig.model`` names a checkpoint folder or hub name, or ``default``: the project's trained
+``ServeConfig.model`` names a checkpoint folder, an ``s3://`` or ``gs://`` folder (each replica
+fetches it into its node's cache, :mod:`ultravqa_ray.model.store`), a hub name, or ``default``: the project's trained
 default model, which :func:`resolve_serve_config` (run by the application builder, in the driver,
 before any replica starts) turns into the shipped or cached folder, without training: a default
 model that must first be trained is an error naming the command that trains it. Untrained tiny
@@ -17,6 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from ultravqa_ray.model.folder import folder_decode_config, model_folder
+from ultravqa_ray.model.store import is_remote
 from ultravqa_ray.serve.config import ServeConfig
 from ultravqa_ray.video import DecodeConfig
 
@@ -44,6 +46,8 @@ def resolve_serve_config(config: ServeConfig) -> ServeConfig:
             f"model {model!r} is built by the CLI or the demo, not by Serve: build it with "
             "'ultravqa-ray model init DIR' and set model to DIR"
         )
+    if is_remote(model):  # replicas fetch it themselves (one download per node); the driver reads its decode
+        return config.model_copy(update={"decode": config.decode or expected_decode(model_folder(model))})
     model = model_folder(model)
     return config.model_copy(update={"model": model, "decode": config.decode or expected_decode(model)})
 

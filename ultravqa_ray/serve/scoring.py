@@ -18,6 +18,7 @@ from connectors.wire.errors import ProcessingError
 from connectors.wire.messages import ScoreEvent, UploadEvent
 from ultravqa_ray.events import decode_info, score_event
 from ultravqa_ray.model import ModelConfig, ScorerModel, VideoScores
+from ultravqa_ray.model.store import is_remote
 from ultravqa_ray.serve.config import ServeConfig
 from ultravqa_ray.serve.models import expected_decode, loadable_model
 from ultravqa_ray.video import DecodeConfig, VideoClip, decode_uri
@@ -47,7 +48,7 @@ class ReplicaScorer:
         self.storage_kwargs = config.storage.open_kwargs()
         self.model = ScorerModel(
             ModelConfig(
-                name_or_path=name_or_path,
+                name_or_path=config.model if is_remote(config.model) else name_or_path,  # events name the URI
                 device=config.device,
                 dtype=config.dtype,
                 max_videos_per_forward=config.max_videos_per_forward,

@@ -3,7 +3,8 @@
 Layout of one checkpoint folder::
 
     model/              save_pretrained (config.json, model.safetensors), tokenizer, preprocessor config,
-                        scoring_config.json (decode settings, K, dimensions, prompt version)
+                        scoring_config.json (decode settings, K, dimensions, prompt version),
+                        checksums.json (sha256 of every file: verified when fetched from s3:// or gs://)
     optimizer.pt        optimiser and LR-scheduler state (full, unsharded)
     train_state.json    {"epoch": e (completed), "step": global optimiser step, "objective": ...}
 
@@ -20,6 +21,7 @@ from typing import Any
 import torch
 
 from ultravqa_ray.model.folder import ScoringSettings
+from ultravqa_ray.model.store import write_checksums
 
 MODEL_DIR = "model"
 OPTIMIZER_FILE = "optimizer.pt"
@@ -50,6 +52,7 @@ def save_checkpoint(
             shutil.copy2(source / name, model_dir / name)
     if scoring is not None:
         scoring.write(model_dir)
+    write_checksums(model_dir)  # what a fetch from object storage verifies (ultravqa_ray.model.store)
     torch.save(optimizer_state, folder / OPTIMIZER_FILE)
     (folder / STATE_FILE).write_text(json.dumps(train_state, indent=2) + "\n")
     return folder
@@ -68,3 +71,21 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
         if (path / STATE_FILE).exists() and (path / MODEL_DIR / "config.json").exists():
             found.append((read_train_state(path)["step"], path.stat().st_mtime, path))
     return max(found)[2] if found else None
+
+
+def latest_checkpoint_uri(run_uri: str) -> str | None:
+    """The newest complete checkpoint of a run on object storage (``s3://.../<run>``), if any: the
+    ``checkpoint_*`` folder with a train state and a model config whose state has the highest step."""
+    from connectors.listing import list_prefix
+    from connectors.storage import object_filesystem
+
+    base = run_uri.rstrip("/")
+    names = {e.video_id for e in list_prefix(base + "/")}
+    found = []
+    for name in names:
+        folder, _, leaf = name.partition("/")
+        if folder.startswith("checkpoint_") and leaf == STATE_FILE and f"{folder}/{MODEL_DIR}/config.json" in names:
+            filesystem, path = object_filesystem(f"{base}/{name}")
+            with filesystem.open_input_stream(path) as fh:
+                found.append((json.loads(fh.read())["step"], folder))
+    return f"{base}/{max(found)[1]}" if found else None

@@ -35,7 +35,7 @@ from connectors.wire.messages import ModelRef
 from ultravqa_ray.model.config import ModelConfig
 from ultravqa_ray.model.scorer import ScorerModel
 from ultravqa_ray.schemas.annotation import AnnotationRecord
-from ultravqa_ray.schemas.manifest import read_manifest, resolve_uri
+from ultravqa_ray.schemas.manifest import manifest_bytes, read_manifest, resolve_uri
 from ultravqa_ray.train.config import DataConfig
 from ultravqa_ray.video.batches import decode_batch
 from ultravqa_ray.video.config import DecodeConfig
@@ -82,18 +82,27 @@ def ratings_matrix(records: list[AnnotationRecord]) -> np.ndarray:
     return out
 
 
-def cache_key(manifest: Path, decode: DecodeConfig, limit: int | None) -> str:
-    digest = hashlib.sha256(manifest.read_bytes())
+def cache_key(manifest: str | Path, decode: DecodeConfig, limit: int | None) -> str:
+    digest = hashlib.sha256(manifest_bytes(manifest))
     digest.update(decode.model_dump_json().encode())
     digest.update(str(limit).encode())
     digest.update(f"format={CACHE_FORMAT}".encode())
     return digest.hexdigest()[:16]
 
 
+#: Where decoded frames of a manifest on object storage go when ``cache_dir`` is not set.
+REMOTE_MANIFEST_CACHE = Path("~/.cache/ultravqa-ray/decoded")
+
+
 def cache_folder(config: DataConfig) -> Path:
-    manifest = Path(config.manifest)
-    root = Path(config.cache_dir) if config.cache_dir else manifest.resolve().parent / ".decoded"
-    return root / f"{manifest.stem}-{cache_key(manifest, config.decode, config.limit)}"
+    if config.cache_dir:
+        root = Path(config.cache_dir)
+    elif "://" in config.manifest:
+        root = REMOTE_MANIFEST_CACHE.expanduser()
+    else:
+        root = Path(config.manifest).resolve().parent / ".decoded"
+    stem = Path(config.manifest.rsplit("/", 1)[-1]).stem
+    return root / f"{stem}-{cache_key(config.manifest, config.decode, config.limit)}"
 
 
 def load_records(config: DataConfig, k: int) -> list[AnnotationRecord]:

@@ -36,6 +36,7 @@ from ultravqa_ray.data.synth import generate_corpus
 from ultravqa_ray.losses import ASOConfig
 from ultravqa_ray.model.config import ModelConfig
 from ultravqa_ray.model.folder import SCORING_FILE, ScoringSettings, model_folder, read_scoring
+from ultravqa_ray.model.store import write_checksums
 from ultravqa_ray.train.config import DataConfig, EvalConfig, ReferenceConfig, TrainConfig
 from ultravqa_ray.video.config import DecodeConfig
 
@@ -265,6 +266,7 @@ def train_default_model(
     shutil.rmtree(target, ignore_errors=True)
     shutil.copytree(aso.model_dir, target)
     ScoringSettings.of(model, decode).write(target)  # as the checkpoint wrote it; explicit for the asset
+    write_checksums(target)  # of what the folder now holds (fetched from object storage, it is verified)
     wall = time.perf_counter() - t0
     (cache_dir / METRICS_FILE).write_text(json.dumps({"wall_s": wall, **metrics}, indent=2) + "\n")
     (cache_dir / STAMP).write_text(json.dumps({"hash": recipe_hash(recipe), "recipe": recipe}, indent=2) + "\n")

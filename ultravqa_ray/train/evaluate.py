@@ -4,7 +4,8 @@ Decoding and scoring run in Ray Data (the decoded frames are cached under ``out/
 metrics are DESIGN.md section 5 (:mod:`ultravqa_ray.metrics`): per dimension and overall against
 the raters for a manifest, SRCC/PLCC/KRCC/MAE against MOS for a KoNViD-1k / LSVQ style CSV (each
 dimension's expected score and their mean). ``out`` receives ``metrics.json``, ``index.html`` and
-``plots/`` (confusion matrix, predicted-vs-rater scatter, calibration per dimension). Videos that
+``plots/`` (confusion matrix, predicted-vs-rater scatter, calibration per dimension) and
+``predictions.json`` (each video's probabilities: what the promotion gate compares). Videos that
 cannot be decoded are counted, listed as missing, and skipped.
 
 With ``rationales = N`` the first N videos of a manifest are also scored with generated rationales
@@ -72,6 +73,15 @@ def read_outs(probs: dict[str, np.ndarray]) -> dict[str, dict[Dimension, dict[st
             for j, d in enumerate(DIMENSIONS)
         }
     return out
+
+
+PREDICTIONS_FILE = "predictions.json"  # video_id -> (D, K) probabilities: what the gate compares
+
+
+def read_predictions(out: str | Path) -> dict[str, dict[Dimension, dict[str, Any]]]:
+    """The read-outs an evaluation wrote into ``out`` (:data:`PREDICTIONS_FILE`)."""
+    raw = json.loads((Path(out) / PREDICTIONS_FILE).read_text())
+    return read_outs({v: np.asarray(p, dtype=np.float64) for v, p in raw.items()})
 
 
 def _cache(out: Path, rows: list[dict[str, Any]], config: EvalConfig) -> Path:
@@ -165,6 +175,7 @@ def evaluate(config: EvalConfig) -> EvalOutcome:
         report = replace(report, n_ok=report.n_ok - len(failed), bad=report.bad + [
             {"video_id": v, "error_kind": "internal", "error": e} for v, e in failed.items()])  # fmt: skip
     predictions = read_outs(probs)
+    (out / PREDICTIONS_FILE).write_text(json.dumps({v: np.asarray(p).tolist() for v, p in sorted(probs.items())}) + "\n")
     model_ref = ScorerModel(config.model).model_ref
     meta = {
         "model": model_ref.name,

@@ -16,6 +16,7 @@ import numpy as np
 from connectors.wire.dimensions import DIMENSIONS
 from connectors.wire.errors import ProcessingError
 from ultravqa_ray.model.config import ModelConfig
+from ultravqa_ray.model.store import forwarded_env
 from ultravqa_ray.video.clip import clips_from_batch
 
 log = logging.getLogger(__name__)
@@ -47,9 +48,11 @@ def score_dataset(
 ) -> tuple[dict[str, np.ndarray], dict[str, str]]:
     """``video_id -> (D, K)`` probabilities of every row of a decoded dataset the model scored, and
     ``video_id -> error`` of the rows it failed on."""
+    env = forwarded_env()  # an s3:// model: the actors fetch it through the driver's endpoint and cache
     scored = dataset.map_batches(
         DistributionScorer,
         fn_constructor_kwargs={"model": model},
+        runtime_env={"env_vars": env} if env else None,
         batch_size=batch_size,
         batch_format="numpy",
         concurrency=actors,

@@ -49,7 +49,10 @@ class RaySession:
         if checkpoint is None:
             if self.resume_from is None:
                 return None
-            checkpoint = ray.train.Checkpoint.from_directory(self.resume_from)  # a re-submitted run
+            if "://" in self.resume_from:  # a re-submitted run whose checkpoints are on object storage
+                checkpoint = ray.train.Checkpoint(path=self.resume_from)
+            else:  # a re-submitted run
+                checkpoint = ray.train.Checkpoint.from_directory(self.resume_from)
         local = Path(tempfile.mkdtemp(prefix="uvr-restore-"))
         with checkpoint.as_directory() as folder:
             shutil.copytree(folder, local, dirs_exist_ok=True)

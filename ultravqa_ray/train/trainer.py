@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ultravqa_ray.train.checkpoint import MODEL_DIR, latest_checkpoint
+from ultravqa_ray.train.checkpoint import MODEL_DIR, latest_checkpoint, latest_checkpoint_uri
 from ultravqa_ray.train.config import TrainConfig
 from ultravqa_ray.train.data import IngestReport, build_dataset
 from ultravqa_ray.train.resources import wait_and_plan
@@ -104,8 +104,11 @@ def _fit(config: TrainConfig, resources: dict[str, float], dataset, ingest: Inge
 
     log.info("train %s: %s", config.objective, ingest.summary())
     resume = None
-    if config.resume and "://" not in config.output_dir:
-        found = latest_checkpoint(Path(_storage_path(config)) / config.run_name)
+    if config.resume:  # where the run wrote its checkpoints, object storage included
+        if "://" in config.output_dir:
+            found: Path | str | None = latest_checkpoint_uri(f"{config.output_dir.rstrip('/')}/{config.run_name}")
+        else:
+            found = latest_checkpoint(Path(_storage_path(config)) / config.run_name)
         if found is not None:
             log.info("resuming %s from %s", config.run_name, found)
             resume = str(found)

@@ -1,0 +1,42 @@
+"""``ultravqa-ray promote``: the evaluation gate between a candidate and the production model."""
+
+from __future__ import annotations
+
+import sys
+
+from ultravqa_ray.cli._config import add_config_arguments, load_config, result_stdout
+
+_SHORTCUTS = (
+    ("--candidate", "candidate", "model that may replace production (folder, s3://, gs://)"),
+    ("--baseline", "baseline", "model in production now"),
+    ("--heldout", "heldout", "held-out annotation manifest (local or s3://)"),
+    ("--out", "out", "output folder (promotion.json, promotion.html, both evaluations)"),
+)
+
+
+def register(sub) -> None:
+    p = sub.add_parser(
+        "promote",
+        help="gate a candidate model against production on a held-out set: promotion record",
+        description="Evaluate both models on the same held-out manifest, bootstrap the paired "
+        "differences in MAE, acc@0.5 and SRCC over videos (per dimension and on the mean), apply the "
+        "rule (rule.decide_on must improve on the mean beyond the interval, no dimension worse than "
+        "rule.tolerance) and write OUT/promotion.json and OUT/promotion.html. Exit status 0 when the "
+        "candidate is accepted, 3 when it is refused.",
+    )
+    add_config_arguments(p, "PromoteConfig", _SHORTCUTS, set_example="rule.tolerance.srcc=0.1")
+    p.set_defaults(func=run)
+
+
+REFUSED = 3
+
+
+def run(args) -> int:
+    from ultravqa_ray.train.promote import PromoteConfig, promote
+
+    out = result_stdout()
+    outcome = promote(load_config(PromoteConfig, args, _SHORTCUTS))
+    verdict = "accepted" if outcome.accepted else "refused: " + "; ".join(outcome.record["reasons"])
+    print(f"candidate {verdict}", file=sys.stderr)
+    print(outcome.record_json, file=out, flush=True)
+    return 0 if outcome.accepted else REFUSED
