@@ -522,11 +522,13 @@ def write_report(work: Path, setting: Setting, docs: Path, train_split: Split, h
     ]
     headline = ""
     if "soft_sft" in by_name:
-        lines += ["### ASO minus soft-label SFT (mean over dimensions, paired bootstrap over held-out videos)", "",
+        lines += ["### ASO minus soft-label SFT (mean over dimensions, paired bootstrap over held-out videos; "
+                  "K = 10 arms against the K = 10 soft-label SFT)", "",
                   "| ASO arm | " + " | ".join(BOOTSTRAP_METRICS) + " |", "|" + " --- |" * 6]  # fmt: skip
         for s in stats:
-            if s.arm.objective == "aso" and s.arm.k == 5 and not s.arm.zero_best:
-                c = compare(s, by_name["soft_sft"])
+            soft = by_name.get("soft_sft" if s.arm.k == 5 else f"soft_sft_k{s.arm.k}")
+            if s.arm.objective == "aso" and not s.arm.zero_best and soft is not None:
+                c = compare(s, soft)  # same K: each against the soft-label SFT of its own scale
                 lines.append(f"| {s.arm.label} | " + " | ".join(_fmt_diff(c[m]) for m in BOOTSTRAP_METRICS) + " |")
         lines.append("")
         if "aso_b0.1" in by_name:
