@@ -159,3 +159,32 @@ def test_swap_to_a_model_that_cannot_load_keeps_the_old_one_serving(
     assert status["last_swap"]["ok"] is False and status["swaps"]["failed"] == 1
     outcome = swap_app.score.remote(UploadEvent.from_bytes(upload("after", str(swap_clips[0])))).result(timeout_s=60)
     assert outcome.event is not None and outcome.event.model.name == a  # still serving, on A
+
+
+def test_serve_swap_command_swaps_and_reports_a_refusal(swap_app, models, ray_env, tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    import ray
+
+    address = ray.get_runtime_context().gcs_address
+    env = {**os.environ, **ray_env}
+
+    def cli(model: str):
+        return subprocess.run(
+            [sys.executable, "-m", "ultravqa_ray.cli", "serve-swap", "--app", SWAP_APP, "--model", model,
+             "--address", address, "--swap-timeout-s", "60"],
+            capture_output=True, text=True, timeout=120, env=env,
+        )  # fmt: skip
+
+    done = cli(models[1])
+    assert done.returncode == 0, done.stderr[-2000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["ok"] and {r["configured"] for r in report["replicas"].values()} == {models[1]}
+    refused = cli(str(tmp_path / "no-such-model"))
+    assert refused.returncode == 3, refused.stderr[-2000:]
+    assert "swap refused" in refused.stderr and not json.loads(refused.stdout.strip().splitlines()[-1])["ok"]
+    status = swap_app.model_status.remote().result(timeout_s=30)
+    assert status["configured"] == models[1]  # the refused swap left B serving

@@ -24,6 +24,7 @@ from connectors.wire.errors import ProcessingError
 from connectors.wire.messages import ModelRef, ScoreEvent, UploadEvent
 from ultravqa_ray.events import decode_info, score_event
 from ultravqa_ray.model import ModelConfig, ScorerModel, VideoScores
+from ultravqa_ray.model.folder import model_folder
 from ultravqa_ray.model.store import is_remote
 from ultravqa_ray.serve.config import ServeConfig
 from ultravqa_ray.serve.models import expected_decode, loadable_model
@@ -53,7 +54,7 @@ class ReplicaScorer:
         name_or_path = loadable_model(config)  # a folder or hub name: serving never builds a model
         self.decode_config: DecodeConfig = config.decode or expected_decode(name_or_path)
         self.storage_kwargs = config.storage.open_kwargs()
-        self.model: ScorerModel = self.load(config.model)
+        self.model: ScorerModel = self._load(config.model)
         self.model_name = config.model  # the reference it was configured with (user_config compares it)
         if not config.storage.allow:
             log.warning("no storage allow-list configured: every readable URI is admitted (development only)")
@@ -61,6 +62,15 @@ class ReplicaScorer:
     def load(self, model: str) -> ScorerModel:
         """Load ``model`` (folder, ``s3://``/``gs://`` folder or hub name) with this replica's device,
         dtype and chunking, beside the model in service; raises on any failure, changes nothing."""
+        loaded = self._load(model)
+        if expected_decode(model_folder(model)) != self.decode_config:
+            log.warning(
+                "%s was trained with other decode settings than this application's (%s); it is served with "
+                "the application's: redeploy args.decode to change them", model, self.decode_config,
+            )  # fmt: skip
+        return loaded
+
+    def _load(self, model: str) -> ScorerModel:
         name_or_path = loadable_model(self._config.model_copy(update={"model": model}))
         return ScorerModel(
             ModelConfig(
