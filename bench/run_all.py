@@ -25,6 +25,7 @@ BENCHES: dict[str, list[str]] = {
     "bench_losses": [],
     "bench_score_batch": ["--n", "48"],
     "bench_serve": [],
+    "bench_swap": [],
     "bench_soak": ["--n", "2000"],
     "bench_train": ["--train", "400", "--heldout", "120"],
     "bench_rationales": ["--videos", "200"],

@@ -24,7 +24,7 @@ from connectors.kafka.broker import free_port
 from tests.fixtures.clips import make_clip
 from ultravqa_ray.pipelines.moderation import ModerationConfig, RuleSet
 from ultravqa_ray.pipelines.stream import StreamConfig
-from ultravqa_ray.serve.config import ServeConfig
+from ultravqa_ray.serve.config import ScorerUserConfig, ServeConfig
 from ultravqa_ray.train.default_model import resolve_model
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -43,7 +43,10 @@ def test_serve_configs_validate(name):
     names = {d["name"] for d in app["deployments"]}
     assert names <= {"Scorer", "Decoder", "ScoreAPI"}, names
     scorer = next(d for d in app["deployments"] if d["name"] == "Scorer")
-    assert set(scorer["user_config"]) == {"max_batch_size", "batch_wait_timeout_s"}
+    assert {"max_batch_size", "batch_wait_timeout_s"} <= set(scorer["user_config"]) <= {
+        "max_batch_size", "batch_wait_timeout_s", "model"
+    }
+    ScorerUserConfig.model_validate(scorer["user_config"])
     assert "autoscaling_config" in scorer
 
 

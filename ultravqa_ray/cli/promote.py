@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 
 from ultravqa_ray.cli._config import add_config_arguments, load_config, result_stdout
+from ultravqa_ray.cli.serve_swap import add_swap_arguments, apply
 
 _SHORTCUTS = (
     ("--candidate", "candidate", "model that may replace production (folder, s3://, gs://)"),
@@ -25,6 +26,7 @@ def register(sub) -> None:
         "candidate is accepted, 3 when it is refused.",
     )
     add_config_arguments(p, "PromoteConfig", _SHORTCUTS, set_example="rule.tolerance.srcc=0.1")
+    add_swap_arguments(p, required=False)
     p.set_defaults(func=run)
 
 
@@ -39,4 +41,8 @@ def run(args) -> int:
     verdict = "accepted" if outcome.accepted else "refused: " + "; ".join(outcome.record["reasons"])
     print(f"candidate {verdict}", file=sys.stderr)
     print(outcome.record_json, file=out, flush=True)
-    return 0 if outcome.accepted else REFUSED
+    if not outcome.accepted:
+        return REFUSED
+    if args.app:  # --apply-to: the accepted candidate goes live, no restart
+        return apply(args.app, str(outcome.record["candidate"]["model"]), args.address, args.swap_timeout_s)
+    return 0

@@ -36,7 +36,13 @@ from ultravqa_ray.pipelines.serve_client import HandleClient, ScorerTargetConfig
 from ultravqa_ray.pipelines.stream import Bridge, StreamConfig
 from ultravqa_ray.schemas import read_manifest
 from ultravqa_ray.schemas.manifest import resolve_uri
-from ultravqa_ray.serve.config import DEFAULT_CACHE, BatchingConfig, ScorerDeploymentConfig, ServeConfig
+from ultravqa_ray.serve.config import (
+    DEFAULT_CACHE,
+    BatchingConfig,
+    ScorerDeploymentConfig,
+    ScorerUserConfig,
+    ServeConfig,
+)
 from ultravqa_ray.serve.models import expected_decode
 from ultravqa_ray.train.default_model import resolve_model
 
@@ -108,7 +114,8 @@ def run_demo(config: DemoConfig, out: TextIO) -> dict:
         serve_config = ServeConfig(
             model=model_path, cache_dir=config.model_cache_dir, decode=expected_decode(model_path), http=False,
             storage={"allow": [str(manifest.parent), str(work / "uploads")]},
-            scorer=ScorerDeploymentConfig(num_replicas=config.replicas, num_cpus=1, batching=config.batching),
+            scorer=ScorerDeploymentConfig(num_replicas=config.replicas, num_cpus=1,
+                                          batching=ScorerUserConfig(**config.batching.model_dump())),
         )  # fmt: skip
         with _scorer_app(serve_config), EmbeddedBroker() as broker:
             settings = KafkaSettings(bootstrap_servers=broker.bootstrap_servers, client_id="ultravqa-demo")

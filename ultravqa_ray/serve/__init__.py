@@ -14,8 +14,10 @@ from ultravqa_ray.serve.config import (
     AutoscalingConfig,
     BatchingConfig,
     ScorerDeploymentConfig,
+    ScorerUserConfig,
     ServeConfig,
 )
 from ultravqa_ray.serve.outcome import ScoreOutcome
 
-__all__ = ["AutoscalingConfig", "BatchingConfig", "ScoreOutcome", "ScorerDeploymentConfig", "ServeConfig"]
+__all__ = ["AutoscalingConfig", "BatchingConfig", "ScoreOutcome", "ScorerDeploymentConfig", "ScorerUserConfig",
+           "ServeConfig"]

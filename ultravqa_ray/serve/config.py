@@ -38,6 +38,18 @@ class BatchingConfig(Config):
     )
 
 
+class ScorerUserConfig(BatchingConfig):
+    """The Scorer's whole ``user_config``: the batching, and the model to serve (both live-tunable)."""
+
+    model: str | None = Field(
+        None,
+        min_length=1,
+        description="The model to serve (folder, s3:// or gs:// folder, hub name; unset: args.model). "
+        "Changing it swaps the model on live replicas without a restart (reconfigure: loaded beside "
+        "the old one, switched between batches; a failed load keeps the old model).",
+    )
+
+
 class AutoscalingConfig(Config):
     """Serve's ``autoscaling_config`` for the Scorer (replicas follow the ongoing requests)."""
 
@@ -80,7 +92,9 @@ class ScorerDeploymentConfig(Config):
     max_ongoing_requests: int = Field(
         32, ge=1, description="Requests one replica holds at once (decodes in flight + the batch queue)."
     )
-    batching: BatchingConfig = Field(default_factory=BatchingConfig, description="The user_config.")
+    batching: ScorerUserConfig = Field(
+        default_factory=ScorerUserConfig, description="The user_config (batching; model: a live swap)."
+    )
     env_vars: dict[str, str] = Field(
         default_factory=lambda: dict(SCORER_ENV),
         description="Environment of each replica, set before torch loads (default: OMP_WAIT_POLICY=PASSIVE).",
@@ -103,7 +117,7 @@ class ScorerDeploymentConfig(Config):
                 "runtime_env": {"env_vars": dict(self.env_vars)},
             },
             "max_ongoing_requests": self.max_ongoing_requests,
-            "user_config": self.batching.model_dump(),
+            "user_config": self.batching.model_dump(exclude_none=True),
             "health_check_period_s": self.health_check_period_s,
             "health_check_timeout_s": self.health_check_timeout_s,
             "graceful_shutdown_wait_loop_s": self.graceful_shutdown_wait_loop_s,

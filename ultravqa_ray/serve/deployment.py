@@ -9,6 +9,15 @@ Decoder deployment), then awaits :meth:`Scorer.infer`, a ``@serve.batch`` method
 deployment's ``user_config`` through :meth:`Scorer.reconfigure`, so editing them in the YAML
 retunes live replicas without a restart.
 
+Model swap: the ``user_config`` also names the model (``model``; unset: the application's
+``args.model``). :meth:`Scorer.reconfigure` with a new reference loads it beside the model in
+service, in a thread (requests and health checks go on), then switches between batches: a batch in
+progress finishes on the old model, and every score event names the model that scored its batch.
+A load that fails (missing folder, corrupted or non-safetensors weights, ...) keeps the old model
+serving, logs the reason, counts it (``ultravqa_model_swaps_total{outcome="failed"}``) and shows it
+in :meth:`Scorer.model_status`; the replica stays healthy. ``reconfigure`` returns once the swap is
+done or refused, so Serve reports the deployment HEALTHY again only when every replica has decided.
+
 Health: :meth:`Scorer.check_health` fails when the model is not loaded; Serve then replaces the
 replica (a replica that stops answering altogether fails the check by timing out). Drain: on
 shutdown Serve stops routing to the replica and waits up to ``graceful_shutdown_timeout_s`` for
@@ -29,8 +38,9 @@ import torch
 from ray import serve
 
 from connectors.wire.errors import ErrorKind, ProcessingError
-from connectors.wire.messages import UploadEvent
-from ultravqa_ray.serve.config import BatchingConfig, ServeConfig
+from connectors.wire.messages import ModelRef, UploadEvent
+from ultravqa_ray.model import VideoScores
+from ultravqa_ray.serve.config import ScorerUserConfig, ServeConfig
 from ultravqa_ray.serve.decode_pool import DecodePool
 from ultravqa_ray.serve.metrics import ScoringMetrics
 from ultravqa_ray.serve.models import expected_decode, loadable_model
@@ -59,16 +69,54 @@ class Scorer:
         self._decoder = decoder  # a DeploymentHandle of Decoder, or None: decode here
         self._decoding = None if decoder else _decode_pool(config, self._replica.decode_config, self._replica.storage_kwargs)
         self._metrics = ScoringMetrics("scorer", in_replica=True)
-        self._batching = BatchingConfig()
+        self._batching = ScorerUserConfig()
         self._forwards = 0
         self._batched = 0
+        self._swap_lock = asyncio.Lock()
+        self._swaps = {"done": 0, "failed": 0}
+        self._last_swap: dict | None = None
 
-    def reconfigure(self, user_config: dict) -> None:
-        batching = BatchingConfig.model_validate(user_config or {})
-        self.infer.set_max_batch_size(batching.max_batch_size)  # type: ignore[attr-defined]  # @serve.batch
-        self.infer.set_batch_wait_timeout_s(batching.batch_wait_timeout_s)  # type: ignore[attr-defined]
-        self._batching = batching
-        log.info("batching: max %d videos, wait %.3fs", batching.max_batch_size, batching.batch_wait_timeout_s)
+    async def reconfigure(self, user_config: dict) -> None:
+        settings = ScorerUserConfig.model_validate(user_config or {})
+        self.infer.set_max_batch_size(settings.max_batch_size)  # type: ignore[attr-defined]  # @serve.batch
+        self.infer.set_batch_wait_timeout_s(settings.batch_wait_timeout_s)  # type: ignore[attr-defined]
+        self._batching = settings
+        log.info("batching: max %d videos, wait %.3fs", settings.max_batch_size, settings.batch_wait_timeout_s)
+        if settings.model is not None and settings.model != self._replica.model_name:
+            await self._swap(settings.model)
+
+    async def _swap(self, model: str) -> None:
+        """Load ``model`` in a thread beside the one in service, then switch (see the module docstring)."""
+        async with self._swap_lock:
+            old = self._replica.model_name
+            if model == old:
+                return
+            started = time.perf_counter()
+            try:
+                loaded = await asyncio.get_running_loop().run_in_executor(None, self._replica.load, model)
+            except Exception as exc:  # any failure of the load keeps the old model: never an unhealthy replica
+                reason = " ".join(f"{type(exc).__name__}: {exc}".split())
+                self._swaps["failed"] += 1
+                self._metrics.record_swap("failed")
+                self._last_swap = {"to": model, "ok": False, "error": reason, "load_s": time.perf_counter() - started}
+                log.error("model swap to %s refused, still serving %s: %s", model, old, reason)
+                return
+            self._replica.use(loaded, model)
+            self._swaps["done"] += 1
+            self._metrics.record_swap("done")
+            self._last_swap = {"to": model, "ok": True, "error": None, "load_s": time.perf_counter() - started}
+            log.info("model swapped from %s to %s (%s) in %.2fs", old, model, loaded.model_ref.revision[:12],
+                     time.perf_counter() - started)  # fmt: skip
+
+    def model_status(self) -> dict:
+        """The model in service on this replica, and how the last swap went (operators, ``serve-swap``)."""
+        return {
+            "replica": serve.get_replica_context().replica_tag,
+            "model": self._replica.model.model_ref.model_dump(),
+            "configured": self._replica.model_name,
+            "swaps": dict(self._swaps),
+            "last_swap": self._last_swap,
+        }
 
     async def check_health(self) -> None:
         if not self._replica.model.is_setup:
@@ -136,13 +184,13 @@ class Scorer:
             self._metrics.record_failed(decoded.kind)
             return ScoreOutcome.failed(decoded)
         t0 = time.perf_counter()
-        scores = await self.infer(InferItem(decoded, upload.requested_dimensions(), upload.want_rationale))
+        scores, model = await self.infer(InferItem(decoded, upload.requested_dimensions(), upload.want_rationale))
         if isinstance(scores, ProcessingError):
             self._metrics.record_failed(scores.kind)
             return ScoreOutcome.failed(scores)
         event = self._replica.event(
             upload, decoded, scores, decode_ms=decode_ms, infer_ms=(time.perf_counter() - t0) * 1000,
-            received=received,
+            received=received, model=model,
         )  # fmt: skip
         self._metrics.record_scored(event.timings_ms.total)
         return ScoreOutcome(event=event)
@@ -165,11 +213,13 @@ class Scorer:
             ) from None
 
     @serve.batch(max_batch_size=8, batch_wait_timeout_s=0.01)
-    async def infer(self, items: list[InferItem]) -> list:
-        """Score a batch of decoded videos in one forward (in a thread: the event loop stays free)."""
+    async def infer(self, items: list[InferItem]) -> list[tuple[VideoScores | ProcessingError, ModelRef]]:
+        """Score a batch of decoded videos in one forward (in a thread: the event loop stays free);
+        each result comes with the model that scored the batch (one model a batch, even mid-swap)."""
         self._forwards += 1
         self._batched += len(items)
-        return await asyncio.get_running_loop().run_in_executor(None, self._replica.infer, items)
+        model, results = await asyncio.get_running_loop().run_in_executor(None, self._replica.infer_batch, items)
+        return [(result, model) for result in results]
 
     def __del__(self) -> None:
         decoding = getattr(self, "_decoding", None)

@@ -3,7 +3,9 @@
 - ``ultravqa_scored_total``: videos scored;
 - ``ultravqa_dead_lettered_total{kind}``: inputs that failed, by error kind;
 - ``ultravqa_score_latency_ms``: receipt-to-result latency of scored videos;
-- ``ultravqa_http_unauthorized_total``: HTTP requests refused with 401 (bearer token missing or wrong).
+- ``ultravqa_http_unauthorized_total``: HTTP requests refused with 401 (bearer token missing or wrong);
+- ``ultravqa_model_swaps_total{outcome}``: model swaps by ``reconfigure()``, ``done`` or ``failed``
+  (a failed one keeps the old model serving; the reason is in the log and ``Scorer.model_status``).
 
 Every series carries a ``component`` tag (``scorer``, ``http``, ``stream``). Inside a Serve replica
 the Serve variants are used, which add the deployment, replica and application tags; elsewhere (the
@@ -51,6 +53,14 @@ class ScoringMetrics:
             tag_keys=("component",),
         )
         self.unauthorized_count = 0  # the same, readable in the process (tests, logs)
+        self.swaps = metrics.Counter(
+            "ultravqa_model_swaps_total",
+            description="Model swaps on a live replica, by outcome (done, failed: the old model kept serving).",
+            tag_keys=("component", "outcome"),
+        )
+
+    def record_swap(self, outcome: str) -> None:
+        self.swaps.inc(1, tags={**self._tags, "outcome": outcome})
 
     def record_unauthorized(self) -> None:
         self.unauthorized.inc(1, tags=self._tags)
