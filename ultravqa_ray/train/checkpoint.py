@@ -3,7 +3,9 @@
 Layout of one checkpoint folder::
 
     model/              save_pretrained (config.json, model.safetensors), tokenizer, preprocessor config,
-                        scoring_config.json (decode settings, K, dimensions, prompt version)
+                        scoring_config.json (decode settings, K, dimensions, prompt version); with
+                        LoRA the base with the adapters merged in
+    adapter/            LoRA runs only: peft adapter weights and config (base_model_name_or_path: the base)
     optimizer.pt        optimiser and LR-scheduler state (full, unsharded)
     train_state.json    {"epoch": e (completed), "step": global optimiser step, "objective": ...}
 
@@ -37,9 +39,11 @@ def save_checkpoint(
     optimizer_state: dict[str, Any],
     train_state: dict[str, Any],
     scoring: ScoringSettings | None = None,
+    adapter: Any = None,
 ) -> Path:
     """Write one checkpoint into ``folder`` (the caller reports it to Ray Train); ``scoring``: the
-    preprocessing and scale the model was trained with (``model/scoring_config.json``)."""
+    preprocessing and scale the model was trained with (``model/scoring_config.json``); ``adapter``:
+    the ``PeftModel`` of a LoRA run (saved to ``adapter/``; ``state_dict`` then holds the merged weights)."""
     model_dir = folder / MODEL_DIR
     model_dir.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(model_dir, state_dict=state_dict, safe_serialization=True)
@@ -50,6 +54,10 @@ def save_checkpoint(
             shutil.copy2(source / name, model_dir / name)
     if scoring is not None:
         scoring.write(model_dir)
+    if adapter is not None:
+        from ultravqa_ray.train.lora import save_adapter
+
+        save_adapter(adapter, folder)
     torch.save(optimizer_state, folder / OPTIMIZER_FILE)
     (folder / STATE_FILE).write_text(json.dumps(train_state, indent=2) + "\n")
     return folder
