@@ -4,8 +4,7 @@ batch that fits (:mod:`ultravqa_ray.train.memory_plan`)."""
 from __future__ import annotations
 
 import json
-
-from ultravqa_ray.cli._config import result_stdout
+import sys
 
 
 def register(sub) -> None:
@@ -58,7 +57,7 @@ def run(args) -> int:
         freeze_vision=args.freeze_vision, overhead=int(args.overhead_gib * GiB),
     )  # fmt: skip
     report = plan_all(shape, workload, settings, int(args.gpu_memory_gib * GiB))
-    out = result_stdout()
+    out = sys.stdout  # no Ray here: nothing else prints
     if args.json:
         print(json.dumps(report), file=out)
         return 0

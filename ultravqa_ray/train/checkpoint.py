@@ -43,21 +43,30 @@ def save_checkpoint(
 ) -> Path:
     """Write one checkpoint into ``folder`` (the caller reports it to Ray Train); ``scoring``: the
     preprocessing and scale the model was trained with (``model/scoring_config.json``); ``adapter``:
-    the ``PeftModel`` of a LoRA run (saved to ``adapter/``; ``state_dict`` then holds the merged weights)."""
+    the ``PeftModel`` of a LoRA run: saved to ``adapter/``, and ``model/`` is the base folder
+    (``source_model_dir``) with the adapters merged in."""
     model_dir = folder / MODEL_DIR
     model_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(model_dir, state_dict=state_dict, safe_serialization=True)
-    tokenizer.save_pretrained(model_dir)
     source = Path(source_model_dir)
+    if adapter is not None:
+        from ultravqa_ray.train import lora
+
+        adapter_dir = lora.save_adapter(adapter, folder)
+        if source.is_dir():  # streamed, one shard at a time: the base is never held twice
+            lora.merge_into_folder(source, adapter_dir, model_dir)
+            model.config.save_pretrained(model_dir)
+            if getattr(model, "generation_config", None) is not None:
+                model.generation_config.save_pretrained(model_dir)
+        else:
+            model.save_pretrained(model_dir, state_dict=lora.merged_state_dict(model), safe_serialization=True)
+    else:
+        model.save_pretrained(model_dir, state_dict=state_dict, safe_serialization=True)
+    tokenizer.save_pretrained(model_dir)
     for name in _SIDE_FILES:
         if (source / name).exists() and not (model_dir / name).exists():
             shutil.copy2(source / name, model_dir / name)
     if scoring is not None:
         scoring.write(model_dir)
-    if adapter is not None:
-        from ultravqa_ray.train.lora import save_adapter
-
-        save_adapter(adapter, folder)
     torch.save(optimizer_state, folder / OPTIMIZER_FILE)
     (folder / STATE_FILE).write_text(json.dumps(train_state, indent=2) + "\n")
     return folder

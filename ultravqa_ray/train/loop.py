@@ -268,8 +268,6 @@ def _maybe_die(config: TrainConfig, session: Session, step: int) -> None:
 def _checkpoint_and_report(config, session, scorer, module, optimizer, scheduler, metrics, epoch, step,
                            adapter=None) -> None:  # fmt: skip
     full = parallel.full_state_dict(scorer.model, config.strategy)  # collectives: every rank
-    if adapter is not None:  # a plain folder: the base with the adapters merged in
-        full = lora.merged_state_dict(scorer.model)
     opt_state = parallel.optimizer_state(module, optimizer, config.strategy)
     if session.rank != 0:
         session.report(metrics, None)

@@ -9,9 +9,12 @@ the adapters are fp32). A checkpoint then holds
 - ``adapter/``: ``adapter_model.safetensors`` and ``adapter_config.json`` whose
   ``base_model_name_or_path`` is the base reference (``model.name_or_path`` of the run), so a
   resumed run reloads base and adapters, never a merged copy;
-- ``model/``: the base weights plus each adapter's ``B A x alpha / r`` (:func:`merged_state_dict`,
-  computed beside the weights, never by merging in place: a bf16 merge and unmerge would round the
-  base), a plain folder for ``score``, ``eval``, ``reference`` and Serve.
+- ``model/``: the base weights plus each adapter's ``B A x alpha / r``, a plain folder for ``score``,
+  ``eval``, ``reference`` and Serve. :func:`merge_into_folder` streams it from the base folder's
+  safetensors shard by shard (memory: one shard; a real-size base is never held twice), with the
+  base's tensor names and file layout. Never by merging in place: a bf16 merge and unmerge would
+  round the training base. (A base given as a hub name, not a folder, is merged in memory,
+  :func:`merged_state_dict`.)
 
 ASO with LoRA needs no reference model: ``pi_ref`` is stored beside the data by the reference pass.
 """
@@ -88,6 +91,72 @@ def merged_state_dict(model: torch.nn.Module) -> dict[str, torch.Tensor]:
             continue
         state[key] = value.detach()
     return state
+
+
+def _canonical(name: str) -> str:
+    """One spelling of a Qwen-VL tensor name: transformers 5 module names (``model.language_model.*``,
+    ``model.visual.*``) and the original checkpoint names (``model.*``, ``visual.*``) agree here."""
+    for prefix in ("base_model.model.",):
+        name = name.removeprefix(prefix)
+    name = name.replace("model.language_model.", "model.", 1)
+    if name.startswith("model.visual."):
+        name = name.removeprefix("model.")
+    return name
+
+
+def adapter_deltas(adapter_dir: Path) -> dict[str, torch.Tensor]:
+    """Canonical base-weight name -> fp32 update ``B A x alpha / r`` of a saved adapter."""
+    import json
+
+    from safetensors.torch import load_file
+
+    config = json.loads((adapter_dir / "adapter_config.json").read_text())
+    if config.get("use_rslora") or config.get("use_dora"):
+        raise ValueError(f"adapter {adapter_dir}: rsLoRA/DoRA adapters are not merged here")
+    weights = load_file(adapter_dir / ADAPTER_WEIGHTS)
+    scale = float(config["lora_alpha"]) / float(config["r"])
+    deltas = {}
+    for key, a in weights.items():
+        if ".lora_A." not in key:
+            continue
+        b = weights[key.replace(".lora_A.", ".lora_B.")]
+        module = key.split(".lora_A.")[0]
+        deltas[_canonical(module) + ".weight"] = (b.float() @ a.float()) * scale
+    return deltas
+
+
+def merge_into_folder(base_dir: Path, adapter_dir: Path, out_dir: Path) -> Path:
+    """Write base + adapter into ``out_dir`` as a plain Hugging Face model (weights only: config and
+    side files are the caller's), one safetensors file at a time, with the base's names and files."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    deltas = adapter_deltas(adapter_dir)
+    files = sorted(base_dir.glob("*.safetensors"))
+    if not files:
+        raise FileNotFoundError(f"no *.safetensors files in the base folder {base_dir}")
+    out_dir.mkdir(parents=True, exist_ok=True)
+    used = set()
+    for path in files:
+        shard: dict[str, torch.Tensor] = {}
+        with safe_open(str(path), framework="pt") as fh:
+            metadata = fh.metadata()
+            for key in fh.keys():
+                tensor = fh.get_tensor(key)
+                delta = deltas.get(_canonical(key))
+                if delta is not None:
+                    tensor = (tensor.float() + delta).to(tensor.dtype)
+                    used.add(_canonical(key))
+                shard[key] = tensor
+        save_file(shard, str(out_dir / path.name), metadata=metadata)
+        del shard
+    index = base_dir / "model.safetensors.index.json"
+    if index.is_file():
+        (out_dir / index.name).write_text(index.read_text())
+    missing = sorted(set(deltas) - used)
+    if missing:
+        raise ValueError(f"adapter {adapter_dir} adapts weights the base {base_dir} does not have: {missing[:3]}")
+    return out_dir
 
 
 def save_adapter(peft_model: Any, folder: Path) -> Path:
