@@ -17,7 +17,7 @@ from collections.abc import Sequence
 # Subcommand modules, in the order --help lists them.
 COMMANDS = (
     "synth", "broker", "model", "score", "demo", "score_batch", "stream", "moderate", "train", "reference", "eval",
-    "label", "rationales", "promote", "retrain", "serve_swap",
+    "label", "rationales", "promote", "retrain", "serve_swap", "plan",
 )
 
 

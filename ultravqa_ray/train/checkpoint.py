@@ -4,7 +4,9 @@ Layout of one checkpoint folder::
 
     model/              save_pretrained (config.json, model.safetensors), tokenizer, preprocessor config,
                         scoring_config.json (decode settings, K, dimensions, prompt version),
-                        checksums.json (sha256 of every file: verified when fetched from s3:// or gs://)
+                        checksums.json (sha256 of every file: verified when fetched from s3:// or gs://);
+                        with LoRA the base with the adapters merged in
+    adapter/            LoRA runs only: peft adapter weights and config (base_model_name_or_path: the base)
     optimizer.pt        optimiser and LR-scheduler state (full, unsharded)
     train_state.json    {"epoch": e (completed), "step": global optimiser step, "objective": ...}
 
@@ -39,14 +41,29 @@ def save_checkpoint(
     optimizer_state: dict[str, Any],
     train_state: dict[str, Any],
     scoring: ScoringSettings | None = None,
+    adapter: Any = None,
 ) -> Path:
     """Write one checkpoint into ``folder`` (the caller reports it to Ray Train); ``scoring``: the
-    preprocessing and scale the model was trained with (``model/scoring_config.json``)."""
+    preprocessing and scale the model was trained with (``model/scoring_config.json``); ``adapter``:
+    the ``PeftModel`` of a LoRA run: saved to ``adapter/``, and ``model/`` is the base folder
+    (``source_model_dir``) with the adapters merged in."""
     model_dir = folder / MODEL_DIR
     model_dir.mkdir(parents=True, exist_ok=True)
-    model.save_pretrained(model_dir, state_dict=state_dict, safe_serialization=True)
-    tokenizer.save_pretrained(model_dir)
     source = Path(source_model_dir)
+    if adapter is not None:
+        from ultravqa_ray.train import lora
+
+        adapter_dir = lora.save_adapter(adapter, folder)
+        if source.is_dir():  # streamed, one shard at a time: the base is never held twice
+            lora.merge_into_folder(source, adapter_dir, model_dir)
+            model.config.save_pretrained(model_dir)
+            if getattr(model, "generation_config", None) is not None:
+                model.generation_config.save_pretrained(model_dir)
+        else:
+            model.save_pretrained(model_dir, state_dict=lora.merged_state_dict(model), safe_serialization=True)
+    else:
+        model.save_pretrained(model_dir, state_dict=state_dict, safe_serialization=True)
+    tokenizer.save_pretrained(model_dir)
     for name in _SIDE_FILES:
         if (source / name).exists() and not (model_dir / name).exists():
             shutil.copy2(source / name, model_dir / name)

@@ -62,6 +62,22 @@ class FaultConfig(Config):
     rank: int = Field(0, ge=0, description="Rank of the worker that dies.")
 
 
+class LoraConfig(Config):
+    """LoRA adapters (peft) on the language model's projections; the base stays frozen."""
+
+    rank: int = Field(16, ge=1, description="Adapter rank r.")
+    alpha: float = Field(32.0, gt=0, description="Scale numerator: the update is B A x alpha / r.")
+    dropout: float = Field(0.0, ge=0, lt=1, description="Dropout on the adapter input (0 keeps no extra activations).")
+    target_modules: list[str] = Field(
+        default_factory=lambda: ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"],
+        min_length=1,
+        description="Names of the projections that get adapters (module-name suffixes).",
+    )
+    vision: bool = Field(
+        False, description="Also adapt the vision tower's modules of those names (Qwen2.5-VL: its MLP)."
+    )
+
+
 class TrainConfig(Config):
     """One training run: objective, model, data, parallelism, optimiser, checkpoints."""
 
@@ -101,6 +117,12 @@ class TrainConfig(Config):
     batch_size: int = Field(2, ge=1, description="Videos per worker per micro-batch (x dimensions rows).")
     grad_accum: int = Field(1, ge=1, description="Micro-batches per optimiser step.")
     lr: float = Field(1e-5, gt=0, description="Peak learning rate (AdamW).")
+    lora: LoraConfig | None = Field(
+        None, description="Train LoRA adapters instead of every weight (None: full fine-tuning)."
+    )
+    gradient_checkpointing: bool = Field(
+        False, description="Recompute each layer's activations in the backward (less memory, ~30% more compute)."
+    )
     freeze_vision: bool = Field(
         False, description="Keep the vision tower's weights fixed; train the language model only."
     )
@@ -132,6 +154,12 @@ class TrainConfig(Config):
     time_limit_s: float | None = Field(
         None, gt=0, description="Stop after the step that passes this wall time (equal-time comparisons)."
     )
+
+    @model_validator(mode="after")
+    def _lora_with_ddp(self) -> TrainConfig:
+        if self.lora is not None and self.strategy == "fsdp2":
+            raise ValueError("lora trains with strategy ddp (the frozen base is replicated); fsdp2 is for full fine-tuning")
+        return self
 
     @model_validator(mode="after")
     def _needs_reference(self) -> TrainConfig:

@@ -29,7 +29,7 @@ import torch
 from ultravqa_ray.model.folder import ScoringSettings
 from ultravqa_ray.model.hf_utils import vision_tower
 from ultravqa_ray.model.scorer import ScorerModel
-from ultravqa_ray.train import parallel
+from ultravqa_ray.train import lora, parallel
 from ultravqa_ray.train.checkpoint import MODEL_DIR, OPTIMIZER_FILE, read_train_state, save_checkpoint
 from ultravqa_ray.train.config import TrainConfig
 from ultravqa_ray.train.objectives import (
@@ -139,15 +139,24 @@ def run_training(config: TrainConfig, session: Session, n_rows: int) -> list[dic
     model_path = config.model.name_or_path
     if restored is not None:
         state = read_train_state(restored)
-        start_epoch, step, model_path = state["epoch"], state["step"], str(restored / MODEL_DIR)
+        start_epoch, step = state["epoch"], state["step"]
+        if config.lora is None:  # a LoRA run reloads its base and the checkpoint's adapters
+            model_path = str(restored / MODEL_DIR)
         log.info("rank %d resumes from %s (epoch %d, step %d)", rank, restored, start_epoch, step)
     dtype = "float32" if config.model.dtype == "auto" else config.model.dtype
     scorer = ScorerModel(
         config.model.model_copy(update={"name_or_path": model_path, "device": str(device), "dtype": dtype})
     ).setup()
     scorer.model.train()
+    if config.gradient_checkpointing:
+        scorer.model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     freeze_parameters(scorer.model, config)
-    module = parallel.wrap_model(scorer.model, config.strategy, device)
+    adapter = None
+    if config.lora is not None:
+        adapter = lora.apply_lora(scorer.model, config.lora, config.model.name_or_path)
+        if restored is not None and (restored / lora.ADAPTER_DIR).is_dir():
+            lora.load_adapter(adapter, restored / lora.ADAPTER_DIR)
+    module = parallel.wrap_model(scorer.model, config.strategy, device, config.mixed_precision)
     optimizer = torch.optim.AdamW(param_groups(scorer.model, module, config), weight_decay=config.weight_decay)
     total = config.epochs * steps_per_epoch(config, n_rows, session.world_size)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(config, total))
@@ -216,7 +225,9 @@ def run_training(config: TrainConfig, session: Session, n_rows: int) -> list[dic
             "stopped_early": stop,
         }
         session.progress(f"saving and reporting the checkpoint (epoch {epoch + 1})")
-        _checkpoint_and_report(config, session, scorer, module, optimizer, scheduler, metrics, epoch + 1, step)
+        _checkpoint_and_report(
+            config, session, scorer, module, optimizer, scheduler, metrics, epoch + 1, step, adapter=adapter
+        )
         if stop:
             break
     session.progress(FINISHED)
@@ -254,7 +265,8 @@ def _maybe_die(config: TrainConfig, session: Session, step: int) -> None:
     os._exit(1)
 
 
-def _checkpoint_and_report(config, session, scorer, module, optimizer, scheduler, metrics, epoch, step) -> None:
+def _checkpoint_and_report(config, session, scorer, module, optimizer, scheduler, metrics, epoch, step,
+                           adapter=None) -> None:  # fmt: skip
     full = parallel.full_state_dict(scorer.model, config.strategy)  # collectives: every rank
     opt_state = parallel.optimizer_state(module, optimizer, config.strategy)
     if session.rank != 0:
@@ -268,6 +280,7 @@ def _checkpoint_and_report(config, session, scorer, module, optimizer, scheduler
             optimizer_state={"optimizer": opt_state, "scheduler": scheduler.state_dict()},
             train_state={"epoch": epoch, "step": step, "objective": config.objective, "metrics": metrics},
             scoring=ScoringSettings.of(scorer.config, config.data.decode),
+            adapter=adapter,
         )  # fmt: skip
         session.report(metrics, tmp)
     finally:

@@ -24,8 +24,35 @@ def distributed() -> bool:
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
-def wrap_model(model: torch.nn.Module, strategy: str, device: torch.device) -> torch.nn.Module:
-    """The module the training forward runs through (``model`` itself when not distributed)."""
+def sharded(strategy: str) -> bool:
+    """FSDP2 shards whenever a process group exists, one rank included (full fine-tuning on one GPU:
+    fp32 master weights, bf16 compute through the mixed-precision policy)."""
+    return strategy == "fsdp2" and dist.is_available() and dist.is_initialized()
+
+
+def wrap_model(
+    model: torch.nn.Module, strategy: str, device: torch.device, mixed_precision: str = "no"
+) -> torch.nn.Module:
+    """The module the training forward runs through (``model`` itself when not distributed).
+
+    FSDP2 shards each decoder layer and vision block, then the root; with bf16 mixed precision
+    (``bf16``, or ``auto`` on GPU) its policy gathers parameters in bf16 and reduces gradients in
+    fp32, the sharded master weights staying in their own dtype.
+    """
+    if strategy == "fsdp2":
+        if not sharded(strategy):
+            return model
+        from torch.distributed.device_mesh import init_device_mesh
+        from torch.distributed.fsdp import MixedPrecisionPolicy, fully_shard
+
+        mesh = init_device_mesh(device.type, (dist.get_world_size(),))
+        policy = MixedPrecisionPolicy()
+        if mixed_precision == "bf16" or (mixed_precision == "auto" and device.type == "cuda"):
+            policy = MixedPrecisionPolicy(param_dtype=torch.bfloat16, reduce_dtype=torch.float32)
+        for block in _blocks(model):
+            fully_shard(block, mesh=mesh, mp_policy=policy)
+        fully_shard(model, mesh=mesh, mp_policy=policy)
+        return model
     if not distributed():
         return model
     if strategy == "ddp":
@@ -33,15 +60,6 @@ def wrap_model(model: torch.nn.Module, strategy: str, device: torch.device) -> t
 
         ids = [device.index] if device.type == "cuda" else None
         return DistributedDataParallel(model, device_ids=ids)
-    if strategy == "fsdp2":
-        from torch.distributed.device_mesh import init_device_mesh
-        from torch.distributed.fsdp import fully_shard
-
-        mesh = init_device_mesh(device.type, (dist.get_world_size(),))
-        for block in _blocks(model):
-            fully_shard(block, mesh=mesh)
-        fully_shard(model, mesh=mesh)
-        return model
     raise ValueError(f"unknown strategy {strategy!r}")
 
 
@@ -97,7 +115,7 @@ def autocast(device: torch.device, mode: str) -> Iterator[None]:
 
 def full_state_dict(model: torch.nn.Module, strategy: str) -> dict[str, torch.Tensor] | None:
     """Unsharded CPU state dict for FSDP2 (a collective: every rank calls it); None otherwise."""
-    if strategy != "fsdp2" or not distributed():
+    if not sharded(strategy):
         return None
     from torch.distributed.checkpoint.state_dict import StateDictOptions, get_model_state_dict
 
@@ -107,7 +125,7 @@ def full_state_dict(model: torch.nn.Module, strategy: str) -> dict[str, torch.Te
 
 def optimizer_state(model: torch.nn.Module, optimizer: torch.optim.Optimizer, strategy: str) -> dict:
     """Full optimiser state (FSDP2: gathered, a collective)."""
-    if strategy != "fsdp2" or not distributed():
+    if not sharded(strategy):
         return optimizer.state_dict()
     from torch.distributed.checkpoint.state_dict import StateDictOptions, get_optimizer_state_dict
 
@@ -117,7 +135,7 @@ def optimizer_state(model: torch.nn.Module, optimizer: torch.optim.Optimizer, st
 
 
 def load_optimizer_state(model: torch.nn.Module, optimizer: torch.optim.Optimizer, state: dict, strategy: str) -> None:
-    if strategy != "fsdp2" or not distributed():
+    if not sharded(strategy):
         optimizer.load_state_dict(state)
         return
     from torch.distributed.checkpoint.state_dict import StateDictOptions, set_optimizer_state_dict
