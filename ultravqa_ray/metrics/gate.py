@@ -22,6 +22,7 @@ model could score is listed and left out (the comparison stays paired).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Sequence
 from typing import Any, Literal
 
@@ -124,7 +125,8 @@ def compare(
     mean: dict[str, Any] = {}
     for m in GATE_METRICS:
         stacked = np.stack(list(draws[m].values()))  # (D, B)
-        with np.errstate(invalid="ignore"):
+        with warnings.catch_warnings():  # a draw where every dimension is undefined (constant SRCC) stays NaN
+            warnings.simplefilter("ignore", RuntimeWarning)
             mean_draws = np.nanmean(stacked, axis=0) if np.isfinite(stacked).any() else stacked[0]
         point_values = [v for v in points[m].values() if np.isfinite(v)]
         lo, hi = interval(mean_draws, rule.level)
