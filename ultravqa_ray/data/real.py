@@ -39,17 +39,7 @@ import numpy as np
 
 from ultravqa_ray.data.config import SynthConfig
 from ultravqa_ray.data.factors import Factors
-from ultravqa_ray.data.render import (
-    MAX_BLUR,
-    MAX_DOWNSCALE,
-    MAX_NOISE,
-    MAX_SHAKE,
-    MAX_SPEED,
-    MAX_TILT_DEG,
-    _blur,
-    _expose,
-    _pixelate,
-)
+from ultravqa_ray.data.render import MAX_SHAKE, MAX_SPEED, MAX_TILT_DEG, capture
 
 HELD_OUT_NAMES = frozenset({"bikes.mp4", "bigbuckbunny.mp4"})
 MAX_PLAYBACK = 4.0  # source frames per clip frame at object_speed 1
@@ -183,16 +173,7 @@ def render_real_clip(
         frames = _garish(frames, f.disharmony, rng)
     if f.clutter > 0:
         _specks(frames, f.clutter, rng, u)
-    np.clip(frames, 0, 1, out=frames)
-    frames = _expose(frames, f.exposure)
-    scale = 1.0 + (MAX_DOWNSCALE - 1.0) * f.downscale
-    prefilter = 0.45 * scale if scale > 1.05 else 0.0
-    frames = _blur(frames, float(np.hypot(f.blur * MAX_BLUR * u, prefilter)))
-    if scale > 1.05:
-        frames = _pixelate(frames, scale)
-    if f.noise > 0:
-        frames = frames + rng.standard_normal(frames.shape, dtype=np.float32) * np.float32(f.noise * MAX_NOISE)
-    return (np.clip(frames, 0, 1) * 255 + 0.5).astype(np.uint8)
+    return capture(frames, f, rng, u)
 
 
 def _bounce(x: np.ndarray, top: float) -> np.ndarray:

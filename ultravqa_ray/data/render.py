@@ -79,6 +79,13 @@ def render_clip(factors: Factors, config: SynthConfig, rng: np.random.Generator)
         pos = anchor + amp * np.sin(phase) * _unit(rng.uniform(0, 2 * np.pi)) - shake + jitter[0, src]
         _draw(frames, pos, radius, rng, palette[2], W, H, wrap=False)
 
+    return capture(frames, f, rng, u)[inverse]
+
+
+def capture(frames: np.ndarray, f: Factors, rng: np.random.Generator, u: float) -> np.ndarray:
+    """The camera's chain on a scene in [0, 1] (float32, modified): exposure, down-scaling (with its
+    anti-alias blur), focus blur, sensor noise, then 8-bit quantisation. Rendered scenes and real
+    footage (:mod:`ultravqa_ray.data.real`) go through the same chain."""
     np.clip(frames, 0, 1, out=frames)
     frames = _expose(frames, f.exposure)
     scale = 1.0 + (MAX_DOWNSCALE - 1.0) * f.downscale
@@ -88,8 +95,7 @@ def render_clip(factors: Factors, config: SynthConfig, rng: np.random.Generator)
         frames = _pixelate(frames, scale)
     if f.noise > 0:
         frames += rng.standard_normal(frames.shape, dtype=np.float32) * np.float32(f.noise * MAX_NOISE)
-    out = (np.clip(frames, 0, 1) * 255 + 0.5).astype(np.uint8)
-    return out[inverse]
+    return (np.clip(frames, 0, 1) * 255 + 0.5).astype(np.uint8)
 
 
 def encode_clip(
