@@ -5,7 +5,8 @@ Supported (anything else in a kustomization.yaml raises, naming the key):
 - ``resources``: YAML files and folders holding a kustomization.yaml (rendered first, recursively);
 - ``namespace``: set on every resource (all kinds used here are namespaced; a cluster-scoped kind
   raises), and on the ``ServiceAccount`` subjects of a RoleBinding that name a ServiceAccount of the
-  same kustomization (kustomize's name-reference rule; any other ServiceAccount subject raises);
+  same kustomization in its namespace (kustomize's name-reference rule; any other ServiceAccount
+  subject raises);
 - ``configMapGenerator`` with ``literals`` (``KEY=VALUE``) and ``files`` (key = file name), only
   with ``generatorOptions.disableNameSuffixHash: true`` (kustomize's hash suffix is not reproduced);
 - ``images``: ``name`` -> ``newName`` / ``newTag`` on every ``containers`` / ``initContainers`` entry,
@@ -61,11 +62,11 @@ def render(root: Path) -> list[Resource]:
     for patch in spec.get("patches", []):
         _apply_patch(resources, root, patch)
     if "namespace" in spec:
+        _namespace_subjects(resources, spec["namespace"], kfile)
         for res in resources:
             if res["kind"] in CLUSTER_SCOPED:
                 raise UnsupportedKustomization(f"{kfile}: cluster-scoped {res['kind']} with a namespace")
             res.setdefault("metadata", {})["namespace"] = spec["namespace"]
-        _namespace_subjects(resources, spec["namespace"], kfile)
     for image in spec.get("images", []):
         for res in resources:
             _set_image(res, image)
@@ -73,16 +74,18 @@ def render(root: Path) -> list[Resource]:
 
 
 def _namespace_subjects(resources: list[Resource], namespace: str, kfile: Path) -> None:
-    """Move a RoleBinding's ServiceAccount subjects with the ServiceAccounts they name."""
-    accounts = {r["metadata"]["name"] for r in resources if r["kind"] == "ServiceAccount"}
+    """Move a RoleBinding's ServiceAccount subjects with the ServiceAccounts they name (before those move)."""
+    accounts = {
+        (r["metadata"]["name"], r["metadata"].get("namespace")) for r in resources if r["kind"] == "ServiceAccount"
+    }
     for binding in (r for r in resources if r["kind"] == "RoleBinding"):
         for subject in binding.get("subjects", []):
             if subject["kind"] != "ServiceAccount":
                 continue
-            if subject["name"] not in accounts:
+            if (subject["name"], subject.get("namespace")) not in accounts:
                 raise UnsupportedKustomization(
-                    f"{kfile}: RoleBinding {binding['metadata']['name']} names ServiceAccount {subject['name']}, "
-                    "which is not one of its resources"
+                    f"{kfile}: RoleBinding {binding['metadata']['name']} names ServiceAccount {subject['name']} "
+                    f"in namespace {subject.get('namespace')}, which is not one of its resources"
                 )
             subject["namespace"] = namespace
 
