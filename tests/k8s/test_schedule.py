@@ -174,7 +174,7 @@ def _ray_job(name: str, status: str | None, suspend: bool = False) -> dict[str, 
 
 @needs_jq
 def test_no_run_starts_while_an_earlier_one_is_not_finished():
-    """ACTIVE_RUNS on `kubectl get rayjobs -o json`: the runs in every unfinished state, never the template."""
+    """ACTIVE_RUNS on `kubectl get rayjobs -o json`: the runs in every unfinished state, not the suspended template."""
     [cron] = of_kind(rendered("base"), "CronJob")
     env = env_of(_starter(cron)[1])
     finished = [_ray_job("ultravqa-retrain-a", "Complete"), _ray_job("ultravqa-retrain-b", "Failed"),
@@ -190,6 +190,7 @@ def test_no_run_starts_while_an_earlier_one_is_not_finished():
     assert active([template, *finished]) == []
     assert active([template, *finished, *unfinished]) == [name_of(j) for j in unfinished]
     assert active([]) == []
+    assert active([_ray_job(env["TEMPLATE"], "Running"), *finished]) == [env["TEMPLATE"]]  # unsuspended by hand
 
 
 def test_the_starter_script_uses_its_environment():
