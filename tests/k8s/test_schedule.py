@@ -87,6 +87,9 @@ def schedule_problems(resources: list[dict[str, Any]]) -> list[str]:
             problems.append(f"{name}: TEMPLATE {env.get('TEMPLATE')!r} is not a RayJob of the same render")
             continue
         template = templates[0]["spec"]
+        if templates[0]["metadata"].get("labels", {}).get("app.kubernetes.io/name") != env["TEMPLATE"]:
+            problems.append(f"{name}: the starter lists runs by app.kubernetes.io/name={env['TEMPLATE']}, "
+                            "a label the template (and so its runs) must carry")  # fmt: skip
         if template.get("suspend") is not True:
             problems.append(f"{name}: the template {env['TEMPLATE']} is not suspended (it would run when applied)")
         if not str(template.get("entrypoint", "")).strip():
@@ -139,7 +142,7 @@ def test_valid_cron_expressions_pass(expression):
 
 
 def test_a_broken_schedule_fails():
-    """Each rule can fail: an unsuspended or entry-point-less template, overlapping runs, extra rights."""
+    """Each rule can fail: an unsuspended, entry-point-less or unlabelled template, Allow, extra rights."""
     resources = rendered("base")
     [cron] = of_kind(resources, "CronJob")
     [template] = [j for j in of_kind(resources, "RayJob") if j["metadata"]["name"] == "ultravqa-retrain"]
@@ -148,8 +151,10 @@ def test_a_broken_schedule_fails():
     template["spec"]["suspend"] = False
     cron["spec"]["concurrencyPolicy"] = "Allow"
     role["rules"][1]["verbs"].append("delete")
+    template["metadata"]["labels"]["app.kubernetes.io/name"] = "retrain"
     problems = "\n".join(schedule_problems(resources))
-    for expected in ("has no entrypoint", "is not suspended", "concurrencyPolicy must be Forbid", "'delete'"):
+    for expected in ("has no entrypoint", "is not suspended", "concurrencyPolicy must be Forbid", "'delete'",
+                     "a label the template"):  # fmt: skip
         assert expected in problems, problems
 
 
