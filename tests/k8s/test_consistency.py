@@ -164,7 +164,7 @@ def test_serve_and_ray_autoscaling_are_on_and_the_replicas_fit(overlay):
 # -- images and versions --------------------------------------------------------------------------
 
 
-def _as_run(overlay: str) -> list[dict[str, Any]]:
+def _with_scheduled_runs(overlay: str) -> list[dict[str, Any]]:
     """The rendered resources and the RayJobs their schedules create (when jq can make them here)."""
     resources = rendered(overlay)
     return resources + ([run for _, run in scheduled_runs(resources)] if JQ else [])
@@ -175,7 +175,7 @@ def test_images_and_ray_versions_match_the_pin(overlay):
     """The project's image of the Ray pin everywhere; the schedule's kubectl of the oldest Kubernetes."""
     pin = ray_pin()
     suffix = "-gpu" if overlay == "gpu" else ""
-    for resource in _as_run(overlay):
+    for resource in _with_scheduled_runs(overlay):
         for spec in ray_cluster_specs(resource):
             assert spec["rayVersion"] == pin, name_of(resource)
         for container in containers(resource):
@@ -423,7 +423,7 @@ def _ray_pod_mounts(resource) -> set[str]:
 @pytest.mark.parametrize("overlay", ALL)
 def test_ray_jobs_clean_up_and_run_files_of_the_image(overlay):
     """Every RayJob, and every RayJob a schedule creates (named ultravqa-retrain-<random>)."""
-    jobs = of_kind(_as_run(overlay), "RayJob")
+    jobs = of_kind(_with_scheduled_runs(overlay), "RayJob")
     assert {name_of(j) for j in jobs} >= {
         "ultravqa-sft", "ultravqa-reference", "ultravqa-aso", "ultravqa-evaluate", "ultravqa-score-batch",
         "ultravqa-retrain",
