@@ -86,13 +86,13 @@ def schedule_problems(resources: list[dict[str, Any]]) -> list[str]:
         if not templates:
             problems.append(f"{name}: TEMPLATE {env.get('TEMPLATE')!r} is not a RayJob of the same render")
             continue
-        template = templates[0]["spec"]
-        if templates[0]["metadata"].get("labels", {}).get("app.kubernetes.io/name") != env["TEMPLATE"]:
+        [template] = templates
+        if template["metadata"].get("labels", {}).get("app.kubernetes.io/name") != env["TEMPLATE"]:
             problems.append(f"{name}: the starter lists runs by app.kubernetes.io/name={env['TEMPLATE']}, "
                             "a label the template (and so its runs) must carry")  # fmt: skip
-        if template.get("suspend") is not True:
+        if template["spec"].get("suspend") is not True:
             problems.append(f"{name}: the template {env['TEMPLATE']} is not suspended (it would run when applied)")
-        if not str(template.get("entrypoint", "")).strip():
+        if not str(template["spec"].get("entrypoint", "")).strip():
             problems.append(f"{name}: the template {env['TEMPLATE']} has no entrypoint")
         problems += _permission_problems(resources, name, pod["serviceAccountName"], env["TEMPLATE"])
     return problems
