@@ -6,6 +6,7 @@ pytest_plugins = [
     "tests.fixtures.broker",
     "tests.fixtures.ray_local",
     "tests.fixtures.serve",
+    "tests.fixtures.bridge",
     "tests.fixtures.chat_server",
     "tests.fixtures.label_studio",
 ]

@@ -4,7 +4,9 @@ Supported (anything else in a kustomization.yaml raises, naming the key):
 
 - ``resources``: YAML files and folders holding a kustomization.yaml (rendered first, recursively);
 - ``namespace``: set on every resource (all kinds used here are namespaced; a cluster-scoped kind
-  raises);
+  raises), and on the ``ServiceAccount`` subjects of a RoleBinding that name a ServiceAccount of the
+  same kustomization in its namespace (kustomize's name-reference rule; any other ServiceAccount
+  subject raises);
 - ``configMapGenerator`` with ``literals`` (``KEY=VALUE``) and ``files`` (key = file name), only
   with ``generatorOptions.disableNameSuffixHash: true`` (kustomize's hash suffix is not reproduced);
 - ``images``: ``name`` -> ``newName`` / ``newTag`` on every ``containers`` / ``initContainers`` entry,
@@ -60,6 +62,7 @@ def render(root: Path) -> list[Resource]:
     for patch in spec.get("patches", []):
         _apply_patch(resources, root, patch)
     if "namespace" in spec:
+        _namespace_subjects(resources, spec["namespace"], kfile)
         for res in resources:
             if res["kind"] in CLUSTER_SCOPED:
                 raise UnsupportedKustomization(f"{kfile}: cluster-scoped {res['kind']} with a namespace")
@@ -68,6 +71,23 @@ def render(root: Path) -> list[Resource]:
         for res in resources:
             _set_image(res, image)
     return resources
+
+
+def _namespace_subjects(resources: list[Resource], namespace: str, kfile: Path) -> None:
+    """Move a RoleBinding's ServiceAccount subjects with the ServiceAccounts they name (before those move)."""
+    accounts = {
+        (r["metadata"]["name"], r["metadata"].get("namespace")) for r in resources if r["kind"] == "ServiceAccount"
+    }
+    for binding in (r for r in resources if r["kind"] == "RoleBinding"):
+        for subject in binding.get("subjects", []):
+            if subject["kind"] != "ServiceAccount":
+                continue
+            if (subject["name"], subject.get("namespace")) not in accounts:
+                raise UnsupportedKustomization(
+                    f"{kfile}: RoleBinding {binding['metadata']['name']} names ServiceAccount {subject['name']} "
+                    f"in namespace {subject.get('namespace')}, which is not one of its resources"
+                )
+            subject["namespace"] = namespace
 
 
 def _generate_config_maps(root: Path, spec: dict[str, Any]) -> list[Resource]:

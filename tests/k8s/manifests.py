@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import copy
 import functools
+import json
 import re
+import shutil
+import subprocess
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -44,7 +47,12 @@ CRD_SCHEMAS = {
 # Built-in kinds, validated by kubernetes-validate.
 BUILT_IN = {
     ("v1", "ConfigMap"), ("apps/v1", "Deployment"), ("v1", "PersistentVolumeClaim"), ("v1", "Service"), ("v1", "Secret"),
+    ("v1", "ServiceAccount"), ("batch/v1", "CronJob"),
+    ("rbac.authorization.k8s.io/v1", "Role"), ("rbac.authorization.k8s.io/v1", "RoleBinding"),
 }  # fmt: skip
+# The one image that is not the project's: the schedule's starter needs a shell, kubectl and jq.
+KUBECTL_IMAGE = "alpine/k8s"
+JQ = shutil.which("jq")  # runs the starter's filters on the rendered template (tests/k8s/test_schedule.py)
 
 
 @functools.cache
@@ -103,6 +111,39 @@ def pod_specs(node: Any) -> Iterator[dict[str, Any]]:
     elif isinstance(node, list):
         for item in node:
             yield from pod_specs(item)
+
+
+def env_of(container: dict[str, Any]) -> dict[str, str]:
+    return {e["name"]: e["value"] for e in container.get("env", []) if "value" in e}
+
+
+def jq(program: str, data: Any, **args: str) -> list[Any]:
+    """The JSON values that jq prints for ``program`` on ``data`` (``args`` as ``--arg NAME VALUE``)."""
+    assert JQ, "jq is not installed"
+    argv = [JQ, "-c", *(a for name, value in args.items() for a in ("--arg", name, value)), program]
+    out = subprocess.run(argv, input=json.dumps(data), capture_output=True, text=True, timeout=30, check=True)
+    return [json.loads(line) for line in out.stdout.splitlines()]
+
+
+def scheduled_runs(resources: list[Resource]) -> list[tuple[Resource, Resource]]:
+    """(CronJob, the RayJob it creates) for each schedule: its ``NEW_RUN`` filter on its template.
+
+    The starter pod (k8s/base/jobs/schedule.retrain.yaml) pipes ``kubectl get rayjob $TEMPLATE`` through
+    jq with ``$NEW_RUN``; here the same filter runs on the rendered template.
+    """
+    runs = []
+    for cron in (r for r in resources if r["kind"] == "CronJob"):
+        [container] = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"]
+        env = env_of(container)
+        [template] = [r for r in resources if r["kind"] == "RayJob" and r["metadata"]["name"] == env["TEMPLATE"]]
+        [run] = jq(env["NEW_RUN"], template)
+        runs.append((cron, run))
+    return runs
+
+
+def name_of(resource: Resource) -> str:
+    """A resource's name, or ``generateName`` for one created with a generated name."""
+    return resource["metadata"].get("name") or resource["metadata"]["generateName"]
 
 
 def load_yaml(path: Path) -> Any:

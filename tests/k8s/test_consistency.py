@@ -20,19 +20,25 @@ import yaml
 
 from connectors.kafka import Topics
 from tests.k8s.manifests import (
+    JQ,
     K8S,
+    KUBECTL_IMAGE,
+    KUBERNETES_VERSION,
     OVERLAYS,
     ROOT,
     containers,
     load_yaml,
+    name_of,
     of_kind,
     pod_specs,
     ray_cluster_specs,
     ray_pin,
     rendered,
+    scheduled_runs,
 )
 from ultravqa_ray.pipelines.moderation import ModerationConfig
 from ultravqa_ray.pipelines.stream import StreamConfig
+from ultravqa_ray.train.retrain import RetrainConfig
 
 ALL = sorted(OVERLAYS)
 IMAGE_HOME = "/home/ray/ultravqa-ray/"  # WORKDIR of the Dockerfile: the repository inside the image
@@ -44,6 +50,7 @@ JOB_CONFIGS = {
     "jobs/train_aso.py": "ultravqa_ray.train.config:TrainConfig",
     "jobs/evaluate.py": "ultravqa_ray.train.config:EvalConfig",
     "jobs/score_batch.py": "ultravqa_ray.pipelines.score_batch_config:ScoreBatchConfig",
+    "jobs/retrain.py": "ultravqa_ray.train.retrain:RetrainConfig",
 }
 # Overrides an entry point adds itself after the command line's (train_sft.py, train_aso.py).
 JOB_FIXED_OVERRIDES = {"jobs/train_sft.py": ["objective=sft"], "jobs/train_aso.py": ["objective=aso"]}
@@ -157,17 +164,27 @@ def test_serve_and_ray_autoscaling_are_on_and_the_replicas_fit(overlay):
 # -- images and versions --------------------------------------------------------------------------
 
 
+def _with_scheduled_runs(overlay: str) -> list[dict[str, Any]]:
+    """The rendered resources and the RayJobs their schedules create (when jq can make them here)."""
+    resources = rendered(overlay)
+    return resources + ([run for _, run in scheduled_runs(resources)] if JQ else [])
+
+
 @pytest.mark.parametrize("overlay", ALL)
 def test_images_and_ray_versions_match_the_pin(overlay):
+    """The project's image of the Ray pin everywhere; the schedule's kubectl of the oldest Kubernetes."""
     pin = ray_pin()
     suffix = "-gpu" if overlay == "gpu" else ""
-    for resource in rendered(overlay):
+    for resource in _with_scheduled_runs(overlay):
         for spec in ray_cluster_specs(resource):
-            assert spec["rayVersion"] == pin, resource["metadata"]["name"]
+            assert spec["rayVersion"] == pin, name_of(resource)
         for container in containers(resource):
             name, _, tag = container["image"].rpartition(":")
+            if resource["kind"] == "CronJob" and name == KUBECTL_IMAGE:  # kubectl within one minor of the API
+                assert re.fullmatch(re.escape(KUBERNETES_VERSION) + r"\.\d+", tag), container["image"]
+                continue
             assert name.rsplit("/", 1)[-1] == "ultravqa-ray", container["image"]
-            assert tag == f"{pin}-py311{suffix}", f"{resource['metadata']['name']}: {container['image']}"
+            assert tag == f"{pin}-py311{suffix}", f"{name_of(resource)}: {container['image']}"
 
 
 # -- Kafka: topics, users, ACLs -------------------------------------------------------------------
@@ -209,14 +226,17 @@ def _job_config(job):
     return config_class.load(config, overrides + JOB_FIXED_OVERRIDES.get(script, []))
 
 
-def _job_demand(config) -> tuple[int, float, float]:
-    """(Ray workers or actors, CPUs each, GPUs each) that a job's config asks for."""
+def _job_demand(config) -> list[tuple[int, float, float]]:
+    """(Ray workers or actors, CPUs each, GPUs each) of each stage that a job's config runs."""
+    if isinstance(config, RetrainConfig):  # training, then the scoring passes (one GPU each with use_gpu)
+        gpus = 1.0 if config.use_gpu else 0.0
+        return [(config.workers, config.cpus_per_worker, gpus), (config.actors, config.cpus_per_actor, gpus)]
     if hasattr(config, "cpus_per_worker"):  # TrainConfig
-        return config.workers, config.cpus_per_worker, 1.0 if config.use_gpu else 0.0
+        return [(config.workers, config.cpus_per_worker, 1.0 if config.use_gpu else 0.0)]
     if hasattr(config, "cpus_per_actor"):  # ReferenceConfig, EvalConfig
-        return config.actors, config.cpus_per_actor, config.gpus_per_actor
+        return [(config.actors, config.cpus_per_actor, config.gpus_per_actor)]
     res = config.resources  # ScoreBatchConfig
-    return res.concurrency, res.score_num_cpus, res.num_gpus or 0.0
+    return [(res.concurrency, res.score_num_cpus, res.num_gpus or 0.0)]
 
 
 def _kafka_clients(resources) -> dict[str, KafkaClient]:
@@ -402,12 +422,15 @@ def _ray_pod_mounts(resource) -> set[str]:
 
 @pytest.mark.parametrize("overlay", ALL)
 def test_ray_jobs_clean_up_and_run_files_of_the_image(overlay):
-    jobs = of_kind(rendered(overlay), "RayJob")
-    assert {j["metadata"]["name"] for j in jobs} == {
+    """Every RayJob, and every RayJob a schedule creates (named ultravqa-retrain-<random>)."""
+    jobs = of_kind(_with_scheduled_runs(overlay), "RayJob")
+    assert {name_of(j) for j in jobs} >= {
         "ultravqa-sft", "ultravqa-reference", "ultravqa-aso", "ultravqa-evaluate", "ultravqa-score-batch",
+        "ultravqa-retrain",
     }  # fmt: skip
+    assert not JQ or "ultravqa-retrain-" in {name_of(j) for j in jobs}
     for job in jobs:
-        name, spec = job["metadata"]["name"], job["spec"]
+        name, spec = name_of(job), job["spec"]
         assert spec["shutdownAfterJobFinishes"] is True and spec["ttlSecondsAfterFinished"] >= 0
         assert spec["submissionMode"] == "K8sJobMode" and "submitterPodTemplate" in spec
         assert spec.get("activeDeadlineSeconds", 0) > 0
@@ -425,17 +448,17 @@ def test_ray_jobs_clean_up_and_run_files_of_the_image(overlay):
         if "output_dir" in overrides:  # training: checkpoints on object storage
             assert overrides["output_dir"].startswith("s3://"), f"{name} keeps checkpoints on a pod's disk"
         # the workers or actors the config asks for fit the job's worker pods, on GPUs in the GPU overlay
-        count, cpus, gpus = _job_demand(_job_config(job))
-        slots = 0
-        for group in spec["rayClusterSpec"]["workerGroupSpecs"]:
-            [container] = group["template"]["spec"]["containers"]
-            limits = container["resources"]["limits"]
-            per_pod = _quantity(limits["cpu"]) // cpus if cpus else float("inf")
-            if gpus:
-                per_pod = min(per_pod, _quantity(limits.get("nvidia.com/gpu", 0)) // gpus)
-            slots += group["maxReplicas"] * per_pod
-        assert count <= slots, f"{name}: {count} x ({cpus} CPU, {gpus} GPU) do not fit its workers"
-        assert (gpus > 0) == (overlay == "gpu"), f"{name}: GPUs {gpus} in overlay {overlay}"
+        for count, cpus, gpus in _job_demand(_job_config(job)):
+            slots = 0
+            for group in spec["rayClusterSpec"]["workerGroupSpecs"]:
+                [container] = group["template"]["spec"]["containers"]
+                limits = container["resources"]["limits"]
+                per_pod = _quantity(limits["cpu"]) // cpus if cpus else float("inf")
+                if gpus:
+                    per_pod = min(per_pod, _quantity(limits.get("nvidia.com/gpu", 0)) // gpus)
+                slots += group["maxReplicas"] * per_pod
+            assert count <= slots, f"{name}: {count} x ({cpus} CPU, {gpus} GPU) do not fit its workers"
+            assert (gpus > 0) == (overlay == "gpu"), f"{name}: GPUs {gpus} in overlay {overlay}"
 
 
 @pytest.mark.parametrize("overlay", ALL)
@@ -471,3 +494,26 @@ def test_pod_specs_run_as_documented():
             user, _ = _user_of({"metadata": resource["metadata"], "spec": pod})
             if user:
                 assert any(v.get("secret", {}).get("secretName", "").endswith("-cluster-ca-cert") for v in pod["volumes"])
+
+
+@pytest.mark.parametrize("overlay", ALL)
+def test_retraining_gates_against_the_served_model_and_keeps_its_steps_on_the_shared_volume(overlay):
+    """The gate's baseline is what the Scorer serves; the step log outlives each run's Ray cluster."""
+    resources = rendered(overlay)
+    [job] = [j for j in of_kind(resources, "RayJob") if j["metadata"]["name"] == "ultravqa-retrain"]
+    config = _job_config(job)
+    [app] = _serve_config(resources)["applications"]
+    [scorer] = [d for d in app["deployments"] if d["name"] == "Scorer"]
+    assert config.production == scorer["user_config"]["model"], "production is not the model the Scorer serves"
+    mounts = _ray_pod_mounts(job)
+    for path in (*config.manifests, config.heldout, config.base_model, config.production):
+        assert not path.startswith("/") or any(path.startswith(m + "/") for m in mounts), path
+    claimed = set.intersection(*(
+        {m["mountPath"] for m in c["volumeMounts"] if m["name"] in _claim_volumes(pod)}
+        for pod in pod_specs(job) for c in pod["containers"] if c["name"] in ("ray-head", "ray-worker")
+    ))  # fmt: skip
+    assert any(config.work_dir.startswith(m + "/") for m in claimed), f"work_dir {config.work_dir} is not on a volume claim"
+
+
+def _claim_volumes(pod) -> set[str]:
+    return {v["name"] for v in pod.get("volumes", []) if "persistentVolumeClaim" in v}

@@ -93,3 +93,18 @@ def test_images_are_retagged_at_any_depth():
     submitters = [c for r in gpu_jobs if r["kind"] == "RayJob"
                   for c in r["spec"]["submitterPodTemplate"]["spec"]["containers"]]  # fmt: skip
     assert submitters and {c["image"] for c in submitters} == {"ultravqa-ray:2.60.0-py311-gpu"}
+
+
+def test_role_binding_subjects_follow_their_service_account(tmp_path):
+    """kustomize moves a ServiceAccount subject with the ServiceAccount it names; others are refused."""
+    account = {"apiVersion": "v1", "kind": "ServiceAccount", "metadata": {"name": "sa", "namespace": "old"}}
+    binding = {"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "RoleBinding", "metadata": {"name": "rb"},
+               "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "r"},
+               "subjects": [{"kind": "ServiceAccount", "name": "sa", "namespace": "old"}, {"kind": "User", "name": "u"}]}  # fmt: skip
+    root = _write(tmp_path, {"resources": ["r.yaml"], "namespace": "ns"}, **{"r.yaml": [account, binding]})
+    [_, out] = render(root)
+    assert out["subjects"] == [{"kind": "ServiceAccount", "name": "sa", "namespace": "ns"}, {"kind": "User", "name": "u"}]
+    del account["metadata"]["namespace"]  # the subject names "sa" of namespace "old": another account
+    _write(tmp_path, {"resources": ["r.yaml"], "namespace": "ns"}, **{"r.yaml": [account, binding]})
+    with pytest.raises(UnsupportedKustomization, match="names ServiceAccount sa in namespace old, which is not one"):
+        render(tmp_path)

@@ -1,6 +1,7 @@
 """Every rendered manifest validates: custom resources against the vendored KubeRay and Strimzi
 schemas with check-jsonschema, built-in kinds with kubernetes-validate (offline, strict, Kubernetes
-1.33). The vendored schemas are the ones in the shared folder, and a broken manifest does fail.
+1.33), and so do the RayJobs a schedule creates (its filter run on the rendered template). The
+vendored schemas are the ones in the shared folder, and a broken manifest does fail.
 """
 
 from __future__ import annotations
@@ -17,11 +18,14 @@ from click.testing import CliRunner
 from tests.k8s.manifests import (
     BUILT_IN,
     CRD_SCHEMAS,
+    JQ,
     KUBERNETES_VERSION,
     OVERLAYS,
     SCHEMAS,
     SHARED_SCHEMAS,
+    name_of,
     rendered,
+    scheduled_runs,
 )
 
 
@@ -41,13 +45,16 @@ def test_custom_resources_match_their_schemas(tmp_path):
     """One check-jsonschema run per schema, over that kind's resources in every overlay."""
     files: dict[str, list[Path]] = {}
     for overlay in OVERLAYS:
-        for r in rendered(overlay):
+        resources = rendered(overlay)
+        runs = [run for _, run in scheduled_runs(resources)] if JQ else []
+        for r in resources + runs:
             schema = CRD_SCHEMAS.get((r["apiVersion"], r["kind"]))
             if schema:
-                path = tmp_path / f"{overlay}.{r['kind']}.{r['metadata']['name']}.yaml"
+                path = tmp_path / f"{overlay}.{r['kind']}.{name_of(r)}.yaml"
                 path.write_text(yaml.safe_dump(r))
                 files.setdefault(schema, []).append(path)
     assert set(files) == set(CRD_SCHEMAS.values())
+    assert not JQ or any("generateName" in p.read_text() for p in files[CRD_SCHEMAS[("ray.io/v1", "RayJob")]])
     failures = []
     for schema, paths in sorted(files.items()):
         code, output = _check(schema, paths)
@@ -63,7 +70,14 @@ def test_built_in_kinds_validate_strictly(overlay):
         if (r["apiVersion"], r["kind"]) in BUILT_IN:
             kubernetes_validate.validate(r, KUBERNETES_VERSION, strict=True)
             checked += 1
-    assert checked >= 4  # the two Deployments and the four ConfigMaps
+    assert checked >= 10  # 2 Deployments, 4 ConfigMaps; the schedule's CronJob, ServiceAccount, Role, RoleBinding
+
+
+def test_a_broken_schedule_fails_its_schema():
+    cron = next(r for r in rendered("base") if r["kind"] == "CronJob")
+    cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]["serviceAcountName"] = "x"  # misspelt
+    with pytest.raises(kubernetes_validate.ValidationError, match="serviceAcountName"):
+        kubernetes_validate.validate(cron, KUBERNETES_VERSION, strict=True)
 
 
 def test_a_broken_custom_resource_fails(tmp_path):

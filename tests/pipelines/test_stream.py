@@ -16,24 +16,21 @@ from datetime import UTC, datetime
 
 import pytest
 
-from connectors.kafka import Topics, ensure_topics
-from connectors.kafka.sink import KafkaSink, OutgoingRecord
 from connectors.wire.messages import DeadLetter, ScoreEvent, UploadEvent
+from tests.fixtures.bridge import (
+    PARTITIONS,
+    assert_one_output_each,
+    outputs_by_key,
+    publish,
+    running_bridge,
+    start_bridge,
+    upload,
+)
 from tests.fixtures.clips import make_clip
 from tests.fixtures.serve import APP
 from tests.pipelines.kafka_reader import committed, read_all
 from ultravqa_ray.pipelines.serve_client import HandleClient, ScorerTargetConfig
 from ultravqa_ray.pipelines.stream import Bridge, StreamConfig
-
-PARTITIONS = 2
-
-
-@pytest.fixture
-def topics(kafka_settings, topic_name) -> Topics:
-    t = Topics(uploads=f"{topic_name}-up", scores=f"{topic_name}-sc", dead_letters=f"{topic_name}-dl",
-               moderation=f"{topic_name}-mod")  # fmt: skip
-    ensure_topics(kafka_settings, t.all(), partitions=PARTITIONS)
-    return t
 
 
 @pytest.fixture(scope="module")
@@ -41,46 +38,12 @@ def good_clips(allowed_dir):
     return [make_clip(allowed_dir / f"stream-{i}.mp4", n_frames=12 + i, size=(80, 64)) for i in range(4)]
 
 
-def upload(video_id: str, uri: str) -> bytes:
-    return UploadEvent(video_id=video_id, uri=uri, event_time=datetime.now(UTC)).to_bytes()
-
-
-def publish(settings, topic: str, items: list[tuple[str, bytes]]) -> dict[str, tuple[int, int]]:
-    """Send ``(key, value)`` pairs; returns ``key -> (partition, offset)``."""
-    with KafkaSink(settings) as sink:
-        delivered = sink.send_all([OutgoingRecord(topic, k.encode(), v) for k, v in items])
-    return {k: (d.partition, d.offset) for (k, _), d in zip(items, delivered, strict=True)}
-
-
-def start_bridge(settings, topics, group: str, **overrides):
-    config = StreamConfig(
-        topics=topics, group_id=group, poll_timeout_s=0.2,
-        scorer=ScorerTargetConfig(ray_address=None, app_name=APP, request_timeout_s=60), **overrides,
-    )  # fmt: skip
-    bridge = Bridge(config, HandleClient(config.scorer), settings=settings)
-    stop = threading.Event()
-    thread = threading.Thread(target=bridge.run, args=(stop,), daemon=True)
-    thread.start()
-    return bridge, stop, thread
-
-
-def outputs_by_key(records) -> dict[str, list]:
-    out: dict[str, list] = {}
-    for msg in records:
-        out.setdefault(msg.key().decode(), []).append(msg)
-    return out
-
-
 def run_once_each(settings, topics, expected: int, **overrides):
     """Run a bridge until ``expected`` outputs arrived; returns it and the outputs by key (one each)."""
-    bridge, stop, thread = start_bridge(settings, topics, f"g-{uuid.uuid4().hex[:6]}", **overrides)
-    try:
+    with running_bridge(settings, topics, **overrides) as bridge:
         records = read_all(settings.bootstrap_servers, [topics.scores, topics.dead_letters], expected)
-    finally:
-        stop.set()
-        thread.join(60)
     by_key = outputs_by_key(records)
-    assert all(len(v) == 1 for v in by_key.values()), {k: len(v) for k, v in by_key.items() if len(v) > 1}
+    assert_one_output_each(by_key)
     return bridge, by_key
 
 
@@ -110,15 +73,10 @@ def test_every_upload_ends_as_exactly_one_score_event_or_dead_letter(
         "bad-truncated": (upload("bad-truncated", str(bad_inputs["truncated"])), "corrupt_video"),
     }
     published = publish(kafka_settings, topics.uploads, good + [(k, v) for k, (v, _) in bad.items()])
-    bridge, stop, thread = start_bridge(kafka_settings, topics, f"g-{uuid.uuid4().hex[:6]}", max_in_flight=4)
-    try:
+    with running_bridge(kafka_settings, topics, max_in_flight=4) as bridge:
         records = read_all(kafka_settings.bootstrap_servers, [topics.scores, topics.dead_letters], len(published))
-    finally:
-        stop.set()
-        thread.join(60)
     by_key = outputs_by_key(records)
-    assert set(by_key) == set(published), set(published) ^ set(by_key)
-    assert all(len(v) == 1 for v in by_key.values()), {k: len(v) for k, v in by_key.items() if len(v) > 1}
+    assert_one_output_each(by_key, published)
     for key, _ in good:
         (msg,) = by_key[key]
         assert msg.topic() == topics.scores
@@ -143,8 +101,7 @@ def test_killing_the_scorer_replica_mid_stream_loses_nothing(serve_app, kafka_se
 
     items = [(f"k-{i}", upload(f"k-{i}", str(good_clips[i % 4]))) for i in range(16)]
     published = publish(kafka_settings, topics.uploads, items)
-    bridge, stop, thread = start_bridge(kafka_settings, topics, f"g-{uuid.uuid4().hex[:6]}", max_in_flight=8)
-    try:
+    with running_bridge(kafka_settings, topics, max_in_flight=8) as bridge:
         deadline = time.monotonic() + 60
         while bridge.stats.consumed < 8 and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -154,9 +111,6 @@ def test_killing_the_scorer_replica_mid_stream_loses_nothing(serve_app, kafka_se
         assert len(replicas) == 1, replicas
         ray.kill(ray.get_actor(replicas[0], namespace="serve"), no_restart=True)
         records = read_all(kafka_settings.bootstrap_servers, [topics.scores, topics.dead_letters], 16, timeout_s=120)
-    finally:
-        stop.set()
-        thread.join(60)
     by_key = outputs_by_key(records)
     assert set(by_key) == set(published)
     assert all(m.topic() == topics.scores for msgs in by_key.values() for m in msgs)  # none dead-lettered
@@ -179,12 +133,8 @@ def test_stop_and_restart_mid_stream_loses_nothing_and_duplicates_only_uncommitt
     assert 0 < first_written < len(items)
     at_stop = committed(kafka_settings.bootstrap_servers, group, topics.uploads, PARTITIONS)
 
-    bridge2, stop2, thread2 = start_bridge(kafka_settings, topics, group, max_in_flight=4)
-    try:
+    with running_bridge(kafka_settings, topics, group, max_in_flight=4) as bridge2:
         records = read_all(kafka_settings.bootstrap_servers, [topics.scores, topics.dead_letters], len(items))
-    finally:
-        stop2.set()
-        thread2.join(60)
     by_key = outputs_by_key(records)
     assert set(by_key) == set(published)  # nothing lost
     for key, msgs in by_key.items():

@@ -10,19 +10,21 @@ a model that cannot load keeps A serving and says why.
 from __future__ import annotations
 
 import shutil
-import threading
 import time
-import uuid
 
 import pytest
 
-from connectors.kafka import Topics, ensure_topics
 from connectors.wire.messages import ScoreEvent
+from tests.fixtures.bridge import (
+    PARTITIONS,
+    assert_one_output_each,
+    outputs_by_key,
+    publish,
+    running_bridge,
+    upload,
+)
 from tests.pipelines.kafka_reader import read_all
-from tests.pipelines.test_stream import PARTITIONS, outputs_by_key, publish, upload
 from ultravqa_ray.model.tiny import build_tiny_model
-from ultravqa_ray.pipelines.serve_client import HandleClient, ScorerTargetConfig
-from ultravqa_ray.pipelines.stream import Bridge, StreamConfig
 from ultravqa_ray.serve.swap import SCORER, deploy_config, swap_model
 
 SWAP_APP = "ultravqa-swap"
@@ -74,34 +76,13 @@ def swap_app(serve_http, allowed_dir, clip_dir, models):
     serve.delete(SWAP_APP)
 
 
-@pytest.fixture
-def topics(kafka_settings, topic_name) -> Topics:
-    t = Topics(uploads=f"{topic_name}-up", scores=f"{topic_name}-sc", dead_letters=f"{topic_name}-dl",
-               moderation=f"{topic_name}-mod")  # fmt: skip
-    ensure_topics(kafka_settings, t.all(), partitions=PARTITIONS)
-    return t
-
-
-def start_bridge(settings, topics):
-    config = StreamConfig(
-        topics=topics, group_id=f"g-{uuid.uuid4().hex[:6]}", poll_timeout_s=0.2, max_in_flight=4,
-        scorer=ScorerTargetConfig(ray_address=None, app_name=SWAP_APP, request_timeout_s=60),
-    )  # fmt: skip
-    bridge = Bridge(config, HandleClient(config.scorer), settings=settings)
-    stop = threading.Event()
-    thread = threading.Thread(target=bridge.run, args=(stop,), daemon=True)
-    thread.start()
-    return bridge, stop, thread
-
-
 def test_swap_under_load_changes_the_model_once_and_drops_nothing(
     swap_app, models, kafka_settings, topics, swap_clips
 ):
     a, b = models
     first = [(f"s-{i}", upload(f"s-{i}", str(swap_clips[i % 4]))) for i in range(32)]
     published = publish(kafka_settings, topics.uploads, first)
-    bridge, stop, thread = start_bridge(kafka_settings, topics)
-    try:
+    with running_bridge(kafka_settings, topics, app=SWAP_APP, max_in_flight=4) as bridge:
         deadline = time.monotonic() + 60
         while bridge.stats.written < 6 and time.monotonic() < deadline:
             time.sleep(0.02)
@@ -111,12 +92,8 @@ def test_swap_under_load_changes_the_model_once_and_drops_nothing(
         second = [(f"t-{i}", upload(f"t-{i}", str(swap_clips[i % 4]))) for i in range(8)]  # after: all on B
         published |= publish(kafka_settings, topics.uploads, second)
         records = read_all(kafka_settings.bootstrap_servers, [topics.scores, topics.dead_letters], len(published))
-    finally:
-        stop.set()
-        thread.join(60)
     by_key = outputs_by_key(records)
-    assert set(by_key) == set(published), set(published) ^ set(by_key)
-    assert all(len(v) == 1 for v in by_key.values()), {k: len(v) for k, v in by_key.items() if len(v) > 1}
+    assert_one_output_each(by_key, published)
     assert all(m.topic() == topics.scores for (m,) in by_key.values())  # no request failed
     assert bridge.stats.retries == 0
     events = {k: ScoreEvent.from_bytes(m.value()) for k, (m,) in by_key.items()}
