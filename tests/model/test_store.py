@@ -3,8 +3,9 @@ safetensors only.
 
 Every test uploads a tiny model (built by the package fixture ``tiny_dirs``) to its own prefix and
 reads it through the environment an operator would set (``AWS_ENDPOINT_URL``,
-``STORAGE_EMULATOR_HOST``), with a model cache of its own (``ULTRAVQA_RAY_MODEL_CACHE``). Tests of
-the fetch itself run against both stores; those that load and score the fetched folder use S3.
+``STORAGE_EMULATOR_HOST``), with a model cache of its own (``ULTRAVQA_RAY_MODEL_CACHE``). The fetch,
+the scorer's load and the resume lookup run against both stores; the score CLI and the
+store-independent refusals use S3.
 """
 
 from __future__ import annotations
@@ -60,7 +61,8 @@ def remote_tiny(store, tiny_dirs, tmp_path, request) -> str:
     return upload_folder(store, folder.parent, "models", prefix)  # the checkpoint layout: <run>/model/
 
 
-def test_scorer_loads_from_s3_and_names_the_uri(remote_tiny, tiny_dirs):
+@both_stores
+def test_scorer_loads_from_object_storage_and_names_the_uri(remote_tiny, tiny_dirs):
     scorer = ScorerModel(ModelConfig(name_or_path=remote_tiny, device="cpu")).setup()
     assert scorer.model_ref.name == remote_tiny  # score events name the model as the operator did
     assert scorer.config.name_or_path != remote_tiny and Path(scorer.config.name_or_path).is_dir()
