@@ -3,7 +3,8 @@
 Object-store files are opened through :mod:`pyarrow.fs` as random-access files, so a container
 whose index sits at the end (an MP4 with ``moov`` last) can be read without downloading it first.
 Credentials come from the usual environment (``AWS_*`` variables, config files, instance roles,
-``GOOGLE_APPLICATION_CREDENTIALS``), never from the URI. Failures are :class:`ProcessingError`:
+``GOOGLE_APPLICATION_CREDENTIALS``), never from the URI; ``$STORAGE_EMULATOR_HOST`` points ``gs://`` at
+a Cloud Storage emulator, as it does for Google's client libraries. Failures are :class:`ProcessingError`:
 a missing object is ``not_found``, a refused one ``forbidden``, an unknown scheme
 ``invalid_message``.
 
@@ -35,6 +36,7 @@ from connectors.wire.errors import ErrorKind, ProcessingError
 
 __all__ = [
     "SUPPORTED_SCHEMES",
+    "GCS_EMULATOR_ENV",
     "AllowList",
     "OpenedInput",
     "StorageSettings",
@@ -136,16 +138,32 @@ def _open_local(uri: str, path: Path, *, checked: bool) -> OpenedInput:
     return OpenedInput(uri=uri, file=file, size_bytes=info.st_size, local_path=native)
 
 
+#: The variable Google's client libraries read to reach a Cloud Storage emulator (``host:port`` or
+#: ``http://host:port``); set, ``gs://`` goes there without credentials, as those libraries do.
+GCS_EMULATOR_ENV = "STORAGE_EMULATOR_HOST"
+
+
 def object_filesystem(uri: str, *, s3_endpoint_override: str | None = None) -> tuple[Any, str]:
-    """``(pyarrow FileSystem, "bucket/key")`` for an ``s3://`` or ``gs://`` URI (credentials from env)."""
+    """``(pyarrow FileSystem, "bucket/key")`` for an ``s3://`` or ``gs://`` URI (credentials from env).
+
+    An endpoint override (``s3_endpoint_override`` for S3, ``$STORAGE_EMULATOR_HOST`` for GCS) builds
+    the filesystem for that endpoint; without one, pyarrow picks store and credentials from the URI
+    and the environment (``AWS_ENDPOINT_URL``, ``GOOGLE_APPLICATION_CREDENTIALS``...).
+    """
     from pyarrow import fs  # lazily: only object-store inputs need the AWS/GCS SDKs
 
-    if uri.lower().startswith("s3://") and s3_endpoint_override:
-        endpoint, http_scheme = _split_endpoint(s3_endpoint_override)
+    scheme, _, path = uri.partition("://")
+    scheme = scheme.lower()
+    endpoint_override = {"s3": s3_endpoint_override, "gs": os.environ.get(GCS_EMULATOR_ENV)}.get(scheme)
+    if not endpoint_override:
+        return fs.FileSystem.from_uri(uri)
+    endpoint, http_scheme = _split_endpoint(endpoint_override)
+    if scheme == "s3":
         region = os.environ.get("AWS_REGION") or os.environ.get("AWS_DEFAULT_REGION") or "us-east-1"
-        filesystem = fs.S3FileSystem(endpoint_override=endpoint, scheme=http_scheme, region=region)
-        return filesystem, uri[len("s3://") :]
-    return fs.FileSystem.from_uri(uri)
+        return fs.S3FileSystem(endpoint_override=endpoint, scheme=http_scheme, region=region), path
+    # pyarrow's own GCS URI options cannot say "no credentials", so an emulator URI would wait on
+    # the metadata server for a token; build the filesystem instead.
+    return fs.GcsFileSystem(endpoint_override=endpoint, scheme=http_scheme, anonymous=True), path
 
 
 def _open_object(uri: str, scheme: str, endpoint_override: str | None) -> OpenedInput:

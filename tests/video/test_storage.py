@@ -1,4 +1,5 @@
-"""connectors.storage.open_input: local paths, file:// and s3:// (a real moto server), error kinds."""
+"""connectors.storage.open_input: local paths, file://, s3:// (a real moto server) and gs:// (the GCS
+emulator), error kinds."""
 
 from __future__ import annotations
 
@@ -121,6 +122,21 @@ def test_missing_s3_object_is_not_found(s3_server):
         open_input("s3://storage-test/missing.mp4", s3_endpoint_override=s3_server.endpoint)
     assert err.value.kind == ErrorKind.NOT_FOUND
     assert "s3://storage-test/missing.mp4" in err.value.message
+
+
+@pytest.mark.parametrize("form", ["endpoint", "url"])
+def test_gs_object_reads_like_the_local_file(gcs_server, payload: Path, form: str, monkeypatch):
+    """``STORAGE_EMULATOR_HOST`` as ``host:port`` or as a URL points ``gs://`` at the emulator."""
+    monkeypatch.setenv(storage.GCS_EMULATOR_ENV, getattr(gcs_server, form))
+    uri = gcs_server.upload("storage-test", "dir/clip.bin", payload)
+    with open_input(uri) as opened:
+        assert opened.size_bytes == payload.stat().st_size
+        opened.file.seek(opened.size_bytes - 10)
+        assert opened.file.read() == payload.read_bytes()[-10:]
+    with pytest.raises(ProcessingError) as err:
+        open_input("gs://storage-test/missing.mp4")
+    assert err.value.kind == ErrorKind.NOT_FOUND
+    assert "gs://storage-test/missing.mp4" in err.value.message
 
 
 def test_connectors_do_not_import_the_core():

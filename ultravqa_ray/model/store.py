@@ -17,7 +17,8 @@ Everywhere a model is named (``ModelConfig.name_or_path``, ``ServeConfig.model``
 A corrupted object (checksum or size mismatch, unreadable safetensors header) raises
 :class:`ModelFetchError` naming the file; nothing is cached. The cache root is
 ``$ULTRAVQA_RAY_MODEL_CACHE`` (default ``~/.cache/ultravqa-ray/models``). Endpoint and credentials
-come from the usual environment (``AWS_ENDPOINT_URL``, ``AWS_*``, ``GOOGLE_APPLICATION_CREDENTIALS``).
+come from the usual environment (``AWS_ENDPOINT_URL``, ``AWS_*``, ``GOOGLE_APPLICATION_CREDENTIALS``,
+``STORAGE_EMULATOR_HOST`` for a Cloud Storage emulator).
 
 :func:`content_hash` names a model by its bytes (``sha256:...`` over every file's sha256): the
 promotion record and the retraining job's step log use it.
@@ -39,7 +40,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from connectors.listing import list_prefix
-from connectors.storage import object_filesystem
+from connectors.storage import GCS_EMULATOR_ENV, object_filesystem
 from connectors.uris import OBJECT_SCHEMES, scheme_of
 
 log = logging.getLogger(__name__)
@@ -70,7 +71,8 @@ class FetchedModel:
 #: most the *path* of a credentials file travels, never a key.
 FORWARDED_ENV = (
     "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_S3", "AWS_REGION", "AWS_DEFAULT_REGION", "AWS_PROFILE",
-    "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE", "GOOGLE_APPLICATION_CREDENTIALS", CACHE_ENV,
+    "AWS_SHARED_CREDENTIALS_FILE", "AWS_CONFIG_FILE", "GOOGLE_APPLICATION_CREDENTIALS", GCS_EMULATOR_ENV,
+    CACHE_ENV,
 )  # fmt: skip
 
 
