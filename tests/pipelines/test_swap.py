@@ -165,3 +165,57 @@ def test_serve_swap_command_swaps_and_reports_a_refusal(swap_app, models, ray_en
     assert "swap refused" in refused.stderr and not json.loads(refused.stdout.strip().splitlines()[-1])["ok"]
     status = swap_app.model_status.remote().result(timeout_s=30)
     assert status["configured"] == models[1]  # the refused swap left B serving
+
+
+@pytest.fixture(scope="module")
+def heldout(tmp_path_factory):
+    """Four rated synthetic clips: the held-out set both models are evaluated on."""
+    from ultravqa_ray.data.config import SynthConfig
+    from ultravqa_ray.data.synth import generate_corpus
+
+    out = tmp_path_factory.mktemp("promote-heldout")
+    return generate_corpus(out, SynthConfig(n=4, seed=5, width=64, height=64, duration_s=1.0, workers=1))
+
+
+def test_promote_apply_to_swaps_only_an_accepted_candidate(swap_app, models, heldout, ray_env, tmp_path):
+    """One command from evaluation to serving: ``promote --apply-to`` evaluates both models on the
+    application's cluster (named by ``--address`` alone), writes the record, and swaps only when the
+    gate accepts. A candidate equal to production cannot improve beyond its interval: refused, and
+    production keeps serving; with a rule that asks for no improvement B is accepted and goes live."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    import ray
+
+    address = ray.get_runtime_context().gcs_address
+    env = {k: v for k, v in {**os.environ, **ray_env}.items() if k != "RAY_ADDRESS"}
+
+    def promote(candidate: str, out: str, *rule: str):
+        sets = [a for r in ("cpus_per_actor=0.5", "rule.draws=200", *rule) for a in ("--set", r)]
+        return subprocess.run(
+            [sys.executable, "-m", "ultravqa_ray.cli", "promote", "--candidate", candidate, "--baseline", models[0],
+             "--heldout", str(heldout), "--out", str(tmp_path / out), *sets, "--apply-to", SWAP_APP,
+             "--address", address, "--swap-timeout-s", "60"],
+            capture_output=True, text=True, timeout=300, env=env,
+        )  # fmt: skip
+
+    refused = promote(models[0], "same")
+    assert refused.returncode == 3, refused.stderr[-2000:]
+    record = json.loads((tmp_path / "same" / "promotion.json").read_text())
+    assert not record["accepted"] and record["reasons"]
+    assert json.loads(refused.stdout) == {"accepted": False, "record": str(tmp_path / "same" / "promotion.json"),
+                                          "report": str(tmp_path / "same" / "promotion.html")}  # fmt: skip
+    assert swap_app.model_status.remote().result(timeout_s=30)["configured"] == models[0]
+
+    loose = ("rule.decide_on=[]", "rule.tolerance.mae=10", "rule.tolerance.acc=10", "rule.tolerance.srcc=10")
+    accepted = promote(models[1], "b", *loose)
+    assert accepted.returncode == 0, accepted.stderr[-2000:]
+    record = json.loads((tmp_path / "b" / "promotion.json").read_text())
+    assert record["accepted"] and record["candidate"]["content_hash"] != record["baseline"]["content_hash"]
+    assert (tmp_path / "b" / "promotion.html").exists()
+    decision, swap = (json.loads(line) for line in accepted.stdout.strip().splitlines())
+    assert decision["accepted"] and decision["record"].endswith("promotion.json"), accepted.stdout
+    assert swap["ok"], accepted.stdout  # the swap's report follows the decision
+    assert swap_app.model_status.remote().result(timeout_s=30)["configured"] == models[1]

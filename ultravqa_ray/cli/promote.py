@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import sys
 
 from ultravqa_ray.cli._config import add_config_arguments, load_config, result_stdout
-from ultravqa_ray.cli.serve_swap import add_swap_arguments, apply
+from ultravqa_ray.cli.serve_swap import add_swap_arguments, apply, join
 
 _SHORTCUTS = (
     ("--candidate", "candidate", "model that may replace production (folder, s3://, gs://)"),
@@ -37,12 +38,15 @@ def run(args) -> int:
     from ultravqa_ray.train.promote import PromoteConfig, promote
 
     out = result_stdout()
+    if args.app:  # evaluate on the cluster that serves the application, not on a local Ray of our own
+        join(args.address)
     outcome = promote(load_config(PromoteConfig, args, _SHORTCUTS))
     verdict = "accepted" if outcome.accepted else "refused: " + "; ".join(outcome.record["reasons"])
     print(f"candidate {verdict}", file=sys.stderr)
-    print(outcome.record_json, file=out, flush=True)
+    result = {"accepted": outcome.accepted, "record": str(outcome.record_json), "report": str(outcome.report_html)}
+    print(json.dumps(result), file=out, flush=True)
     if not outcome.accepted:
         return REFUSED
     if args.app:  # --apply-to: the accepted candidate goes live, no restart
-        return apply(args.app, str(outcome.record["candidate"]["model"]), args.address, args.swap_timeout_s)
+        return apply(args.app, str(outcome.record["candidate"]["model"]), args.address, args.swap_timeout_s, out)
     return 0

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from typing import IO
 
 from ultravqa_ray.cli._config import result_stdout
 
@@ -35,18 +36,24 @@ def add_swap_arguments(p, *, required: bool) -> None:
 SWAP_REFUSED = 3
 
 
-def apply(app: str, model: str, address: str | None, timeout_s: float) -> int:
-    """Join Ray, swap, print the report; the exit status (0: every replica serves ``model``)."""
+def join(address: str | None) -> None:
+    """Join the cluster that runs the application: ``address``, else ``$RAY_ADDRESS``, else ``auto``."""
     import os
 
     import ray
 
-    from ultravqa_ray.serve.swap import swap_model
-
     if not ray.is_initialized():
         ray.init(address=address or os.environ.get("RAY_ADDRESS") or "auto", log_to_driver=False)
+
+
+def apply(app: str, model: str, address: str | None, timeout_s: float, out: IO[str] | None = None) -> int:
+    """Join Ray, swap, print the report on ``out`` (the command's result stream; default: take
+    stdout for it); the exit status (0: every replica serves ``model``)."""
+    from ultravqa_ray.serve.swap import swap_model
+
+    join(address)
     report = swap_model(app, model, timeout_s=timeout_s)
-    print(json.dumps(report.summary(), default=str), file=result_stdout(), flush=True)
+    print(json.dumps(report.summary(), default=str), file=out or result_stdout(), flush=True)
     if not report.ok:
         print(f"swap refused: {report.refused}", file=sys.stderr)
         return SWAP_REFUSED
