@@ -20,6 +20,7 @@ from tests.train.test_trajectory import _rows
 from ultravqa_ray.model import ModelConfig, ScorerModel
 from ultravqa_ray.train.config import DataConfig, LoraConfig, TrainConfig
 from ultravqa_ray.train.loop import run_training
+from ultravqa_ray.train.lora import AdapterUpdates
 from ultravqa_ray.train.session import LocalSession
 from ultravqa_ray.video.clip import clips_from_batch
 
@@ -76,6 +77,21 @@ def test_merged_folder_equals_base_plus_adapter(lora_sft, tiny_model):
     got = merged.score_log_probs(clips)
     assert torch.allclose(got, adapted, atol=1e-5), (got - adapted).abs().max()
     assert (got - reference).abs().max() > 1e-3, "the adapters must change the scores"
+
+
+def test_the_merge_holds_factors_and_makes_each_update_when_asked(lora_sft, tiny_model):
+    """Only the rank-4 factors are read up front (an fp32 update of every projection at once would
+    be an fp32 copy of the language model at real size); an update is ``B A x alpha / r``."""
+    checkpoint, _, _ = lora_sft
+    updates = AdapterUpdates(checkpoint / "adapter")
+    assert updates.scale == 8 / 4 and updates.factors
+    assert all(b.shape[1] == 4 and a.shape[0] == 4 for b, a in updates.factors.values())
+    before = load_file(tiny_model / "model.safetensors")
+    merged = load_file(checkpoint / "model" / "model.safetensors")
+    name = "model.layers.0.self_attn.q_proj.weight"
+    b, a = updates.factors[name]
+    assert name in updates and torch.equal(updates.delta(name), (b.float() @ a.float()) * 2)
+    assert torch.equal(merged[name], (before[name].float() + updates.delta(name)).to(before[name].dtype))
 
 
 def test_lora_aso_from_the_merged_sft_model_lowers_the_kl(lora_sft, train_corpus, tmp_path):

@@ -1,9 +1,10 @@
 """One training loop for every objective: ``run_training(config, session)``.
 
 The loop owns what SFT, ASO and GRPO share: model loading (from the run's latest checkpoint when
-there is one), data-parallel wrapping (DDP or FSDP2), AdamW with warm-up and cosine decay,
-gradient accumulation, bf16 autocast on GPU, clipping, step and epoch metrics, a checkpoint each
-epoch, an optional wall-time limit and the failure-injection hook of the tests. The objective
+there is one; a bf16 model on CPU computes its linear layers in fp32, see
+:mod:`~ultravqa_ray.train.cpu_bf16`), data-parallel wrapping (DDP or FSDP2), AdamW with warm-up
+and cosine decay, gradient accumulation, bf16 autocast on GPU, clipping, step and epoch metrics, a
+checkpoint each epoch, an optional wall-time limit and the failure-injection hook of the tests. The objective
 (:mod:`ultravqa_ray.train.objectives`) only turns rows into a loss.
 
 Where rows come from and where metrics and checkpoints go is the :class:`Session`'s business:
@@ -29,7 +30,7 @@ import torch
 from ultravqa_ray.model.folder import ScoringSettings
 from ultravqa_ray.model.hf_utils import vision_tower
 from ultravqa_ray.model.scorer import ScorerModel
-from ultravqa_ray.train import lora, parallel
+from ultravqa_ray.train import cpu_bf16, lora, parallel
 from ultravqa_ray.train.checkpoint import MODEL_DIR, OPTIMIZER_FILE, read_train_state, save_checkpoint
 from ultravqa_ray.train.config import TrainConfig
 from ultravqa_ray.train.objectives import (
@@ -148,6 +149,8 @@ def run_training(config: TrainConfig, session: Session, n_rows: int) -> list[dic
         config.model.model_copy(update={"name_or_path": model_path, "device": str(device), "dtype": dtype})
     ).setup()
     scorer.model.train()
+    if scorer.device.type == "cpu" and scorer.dtype == torch.bfloat16:  # no fast bf16 GEMM on CPU
+        cpu_bf16.compute_linears_in_fp32(scorer.model)
     if config.gradient_checkpointing:
         scorer.model.activation_checkpointing_enable(activation_checkpointing_kwargs={"use_reentrant": False})
     freeze_parameters(scorer.model, config)

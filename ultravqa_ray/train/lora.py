@@ -12,9 +12,9 @@ the adapters are fp32). A checkpoint then holds
 - ``model/``: the base weights plus each adapter's ``B A x alpha / r``, a plain folder for ``score``,
   ``eval``, ``reference`` and Serve. :func:`merge_into_folder` streams it from the base folder's
   safetensors shard by shard (memory: one shard; a real-size base is never held twice), with the
-  base's tensor names and file layout. Never by merging in place: a bf16 merge and unmerge would
-  round the training base. (A base given as a hub name, not a folder, is merged in memory,
-  :func:`merged_state_dict`.)
+  base's tensor names and file layout, each adapter update made when its weight is written. Never
+  by merging in place: a bf16 merge and unmerge would round the training base. (A base given as a
+  hub name, not a folder, is merged in memory, :func:`merged_state_dict`.)
 
 ASO with LoRA needs no reference model: ``pi_ref`` is stored beside the data by the reference pass.
 """
@@ -104,34 +104,44 @@ def _canonical(name: str) -> str:
     return name
 
 
-def adapter_deltas(adapter_dir: Path) -> dict[str, torch.Tensor]:
-    """Canonical base-weight name -> fp32 update ``B A x alpha / r`` of a saved adapter."""
-    import json
+class AdapterUpdates:
+    """A saved adapter's updates ``B A x alpha / r`` by canonical base-weight name, each made (in fp32)
+    only when asked for: the factors are small, but the updates of every adapted projection at once
+    would be an fp32 copy of most of the language model (11 GB for Qwen2.5-VL-3B)."""
 
-    from safetensors.torch import load_file
+    def __init__(self, adapter_dir: Path) -> None:
+        import json
 
-    config = json.loads((adapter_dir / "adapter_config.json").read_text())
-    if config.get("use_rslora") or config.get("use_dora"):
-        raise ValueError(f"adapter {adapter_dir}: rsLoRA/DoRA adapters are not merged here")
-    weights = load_file(adapter_dir / ADAPTER_WEIGHTS)
-    scale = float(config["lora_alpha"]) / float(config["r"])
-    deltas = {}
-    for key, a in weights.items():
-        if ".lora_A." not in key:
-            continue
-        b = weights[key.replace(".lora_A.", ".lora_B.")]
-        module = key.split(".lora_A.")[0]
-        deltas[_canonical(module) + ".weight"] = (b.float() @ a.float()) * scale
-    return deltas
+        from safetensors.torch import load_file
+
+        config = json.loads((adapter_dir / "adapter_config.json").read_text())
+        if config.get("use_rslora") or config.get("use_dora"):
+            raise ValueError(f"adapter {adapter_dir}: rsLoRA/DoRA adapters are not merged here")
+        weights = load_file(adapter_dir / ADAPTER_WEIGHTS)
+        self.scale = float(config["lora_alpha"]) / float(config["r"])
+        self.factors: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}  # name -> (B, A)
+        for key, a in weights.items():
+            if ".lora_A." in key:
+                module = key.split(".lora_A.")[0]
+                self.factors[_canonical(module) + ".weight"] = (weights[key.replace(".lora_A.", ".lora_B.")], a)
+
+    def __contains__(self, name: str) -> bool:
+        return name in self.factors
+
+    def delta(self, name: str) -> torch.Tensor:
+        b, a = self.factors[name]
+        return (b.float() @ a.float()) * self.scale
 
 
 def merge_into_folder(base_dir: Path, adapter_dir: Path, out_dir: Path) -> Path:
     """Write base + adapter into ``out_dir`` as a plain Hugging Face model (weights only: config and
-    side files are the caller's), one safetensors file at a time, with the base's names and files."""
+    side files are the caller's), one safetensors file at a time, with the base's names and files;
+    each update is made in fp32 when its weight is written, so the memory is one shard and one
+    weight's update."""
     from safetensors import safe_open
     from safetensors.torch import save_file
 
-    deltas = adapter_deltas(adapter_dir)
+    updates = AdapterUpdates(adapter_dir)
     files = sorted(base_dir.glob("*.safetensors"))
     if not files:
         raise FileNotFoundError(f"no *.safetensors files in the base folder {base_dir}")
@@ -143,17 +153,17 @@ def merge_into_folder(base_dir: Path, adapter_dir: Path, out_dir: Path) -> Path:
             metadata = fh.metadata()
             for key in fh.keys():
                 tensor = fh.get_tensor(key)
-                delta = deltas.get(_canonical(key))
-                if delta is not None:
-                    tensor = (tensor.float() + delta).to(tensor.dtype)
-                    used.add(_canonical(key))
+                name = _canonical(key)
+                if name in updates:
+                    tensor = (tensor.float() + updates.delta(name)).to(tensor.dtype)
+                    used.add(name)
                 shard[key] = tensor
         save_file(shard, str(out_dir / path.name), metadata=metadata)
         del shard
     index = base_dir / "model.safetensors.index.json"
     if index.is_file():
         (out_dir / index.name).write_text(index.read_text())
-    missing = sorted(set(deltas) - used)
+    missing = sorted(set(updates.factors) - used)
     if missing:
         raise ValueError(f"adapter {adapter_dir} adapts weights the base {base_dir} does not have: {missing[:3]}")
     return out_dir
