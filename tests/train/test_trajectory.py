@@ -68,4 +68,7 @@ def test_loss_trajectory_is_pinned(train_corpus, tiny_model, tmp_path):
         pytest.skip(f"regenerated {REFERENCE}")
     expected = json.loads(REFERENCE.read_text())
     for key, values in expected.items():
-        np.testing.assert_allclose(got[key], values, rtol=2e-4, atol=1e-5, err_msg=key)
+        # rtol 5e-4: float32 kernels differ between CPUs (an AMD EPYC VM gives ASO losses up to 2.5e-4
+        # away, relative, from the machine the reference was made on); feeding training the real frame
+        # times moved them by ~1e-3, and a change in the math moves them by more.
+        np.testing.assert_allclose(got[key], values, rtol=5e-4, atol=1e-5, err_msg=key)
